@@ -1,0 +1,110 @@
+// All configuration, read from the environment once, with defaults that run on one machine.
+// Every variable is documented in README.md ("Configuration"). Secrets are read here and nowhere
+// else, and are never logged: use `describeConfig()` for a printable view.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+const root = path.resolve(__dirname, '..');
+
+function str(name: string, fallback: string): string {
+  const value = process.env[name];
+  return value === undefined || value === '' ? fallback : value;
+}
+
+function int(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw)) throw new Error(`${name} must be a non-negative integer, got ${JSON.stringify(raw)}`);
+  return Number(raw);
+}
+
+function list(name: string, fallback: string[]): string[] {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  return raw.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+/** A secret from NAME, or from the file named by NAME_FILE (Docker/Kubernetes secrets). */
+function secret(name: string, fallback: string): string {
+  const file = process.env[`${name}_FILE`];
+  if (file) return readFileSync(file, 'utf8').trim();
+  return str(name, fallback);
+}
+
+/** Development credentials shared by the sandbox and the client; override both in any real deployment. */
+export const DEV_ACCESS_KEY_ID = 'AKIADEVSANDBOX000001';
+export const DEV_SECRET_KEY = 'dev-sandbox-secret-key-change-me-0000000001';
+export const DEV_API_KEY = 'dev-merchant-api-key';
+
+export function loadConfig() {
+  const sandboxPort = int('SANDBOX_PORT', 8701);
+  const sandboxUrl = str('SANDBOX_PUBLIC_URL', `http://127.0.0.1:${sandboxPort}`).replace(/\/$/, '');
+  const apiPort = int('API_PORT', 3000);
+  const apiUrl = str('API_PUBLIC_URL', `http://127.0.0.1:${apiPort}`).replace(/\/$/, '');
+  const uiPort = int('TEMPORAL_UI_PORT', 8233);
+  return {
+    root,
+    logLevel: str('LOG_LEVEL', 'info'),
+    temporal: {
+      /** When set, everything connects here and no dev server is started. */
+      address: str('TEMPORAL_ADDRESS', ''),
+      namespace: str('TEMPORAL_NAMESPACE', 'default'),
+      taskQueue: str('TEMPORAL_TASK_QUEUE', 'fps-instruments'),
+      apiKey: secret('TEMPORAL_API_KEY', ''),
+      tls: str('TEMPORAL_TLS', '') === 'true',
+      cliPath: str('TEMPORAL_CLI_PATH', ''),
+      devPort: int('TEMPORAL_PORT', 7233),
+      uiPort,
+      uiUrl: str('TEMPORAL_UI_URL', `http://localhost:${uiPort}`).replace(/\/$/, ''),
+      dbFile: str('TEMPORAL_DB_FILE', path.join(root, '.data', 'temporal.sqlite')),
+    },
+    fps: {
+      endpoint: str('FPS_ENDPOINT', `${sandboxUrl}/`),
+      cbuiEndpoint: str('FPS_CBUI_ENDPOINT', `${sandboxUrl}/cobranded-ui/actions/start`),
+      accessKeyId: str('FPS_ACCESS_KEY_ID', DEV_ACCESS_KEY_ID),
+      secretKey: secret('FPS_SECRET_KEY', DEV_SECRET_KEY),
+      timeoutMs: int('FPS_TIMEOUT_MS', 10_000),
+      /** URL prefixes a callback's certificateUrl may point at; anything else is rejected. */
+      certificateUrlAllowlist: list('FPS_CERTIFICATE_URL_ALLOWLIST', [`${sandboxUrl}/certs/`]),
+    },
+    sandbox: {
+      port: sandboxPort,
+      host: str('SANDBOX_HOST', '127.0.0.1'),
+      publicUrl: sandboxUrl,
+      dataDir: str('SANDBOX_DATA_DIR', path.join(root, '.data', 'sandbox')),
+      /** "id:secret,id:secret" — the access keys the sandbox accepts. */
+      accessKeys: list('SANDBOX_ACCESS_KEYS', [`${DEV_ACCESS_KEY_ID}:${DEV_SECRET_KEY}`]).map((pair) => {
+        const at = pair.indexOf(':');
+        if (at <= 0) throw new Error('SANDBOX_ACCESS_KEYS entries must be id:secret');
+        return { id: pair.slice(0, at), secret: pair.slice(at + 1) };
+      }),
+      /** Where IPNs are POSTed; empty disables IPNs. */
+      ipnUrl: str('SANDBOX_IPN_URL', `${apiUrl}/fps/ipn`),
+      pendingDelayMs: int('SANDBOX_PENDING_DELAY_MS', 2_000),
+    },
+    api: {
+      port: apiPort,
+      host: str('API_HOST', '127.0.0.1'),
+      publicUrl: apiUrl,
+      apiKeys: list('API_KEYS', [DEV_API_KEY]),
+    },
+  };
+}
+
+export type Config = ReturnType<typeof loadConfig>;
+
+let cached: Config | undefined;
+/** The process's configuration, read once. */
+export function config(): Config {
+  cached ??= loadConfig();
+  return cached;
+}
+
+/** Configuration with secrets masked, for start-up logs. */
+export function describeConfig(c: Config = config()): unknown {
+  return JSON.parse(
+    JSON.stringify(c, (key, value) =>
+      /secret|apiKey|apiKeys|accessKeys/i.test(key) && value !== '' ? '[redacted]' : value,
+    ),
+  );
+}
