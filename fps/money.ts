@@ -30,7 +30,8 @@ export interface Money {
 }
 
 export function currencyExponent(currency: string): number {
-  const exponent = CURRENCY_EXPONENTS[currency];
+  // hasOwn: 'toString', 'constructor' and friends are not currencies.
+  const exponent = Object.hasOwn(CURRENCY_EXPONENTS, currency) ? CURRENCY_EXPONENTS[currency] : undefined;
   if (exponent === undefined) {
     throw new MoneyError(`unsupported currency ${JSON.stringify(currency)}`, 'InvalidCurrency');
   }

@@ -55,63 +55,123 @@ export function buildErrorXml(code: string, message: string, requestId: string):
   })}`;
 }
 
-function fromXmlValue(key: string, value: unknown): unknown {
-  if (typeof value === 'object' && value !== null && 'CurrencyCode' in value && 'Value' in value) {
-    const { CurrencyCode, Value } = value as { CurrencyCode: string; Value: string };
-    return { currency: CurrencyCode, amount: parseDecimal(String(Value), String(CurrencyCode)) } satisfies Money;
+type FieldShape = 'string' | 'optionalString' | 'money' | 'transactionStatus' | 'tokenStatus' | 'verificationStatus';
+const TRANSACTION: Readonly<Record<string, FieldShape>> = { transactionId: 'string', transactionStatus: 'transactionStatus' };
+
+/**
+ * What each result must contain. The client checks it so that a truncated or foreign answer becomes
+ * MalformedResponse here, not an `undefined` deep inside a workflow.
+ */
+const RESULT_SHAPES: Readonly<Record<FpsAction, Readonly<Record<string, FieldShape>>>> = {
+  Pay: TRANSACTION,
+  Reserve: TRANSACTION,
+  Settle: TRANSACTION,
+  Refund: TRANSACTION,
+  Cancel: TRANSACTION,
+  FundPrepaid: TRANSACTION,
+  SettleDebt: TRANSACTION,
+  WriteOffDebt: TRANSACTION,
+  GetPrepaidBalance: { availableBalance: 'money', prepaidFundingBalance: 'money' },
+  GetDebtBalance: { availableBalance: 'money', pendingOutBalance: 'money' },
+  GetOutstandingDebtBalance: { outstandingBalance: 'money', pendingOutBalance: 'money' },
+  // StatusMessage may be empty or absent for some statuses; it is informational only.
+  GetTransactionStatus: { ...TRANSACTION, callerReference: 'string', statusCode: 'string', statusMessage: 'optionalString' },
+  GetTokenByCaller: { tokenId: 'string', tokenStatus: 'tokenStatus', tokenType: 'string', callerReference: 'string', dateInstalled: 'string' },
+  CancelToken: {},
+  VerifySignature: { verificationStatus: 'verificationStatus' },
+};
+
+const ENUMS: Partial<Record<FieldShape, readonly string[]>> = {
+  transactionStatus: TRANSACTION_STATUSES,
+  tokenStatus: ['Active', 'Inactive'],
+  verificationStatus: ['Success', 'Failure'],
+};
+
+function readMoney(key: string, value: unknown): Money {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`${key} is not an amount`);
+  const { CurrencyCode, Value } = value as Record<string, unknown>;
+  if (typeof CurrencyCode !== 'string' || typeof Value !== 'string') throw new Error(`${key} needs one CurrencyCode and one Value`);
+  return { currency: CurrencyCode, amount: parseDecimal(Value, CurrencyCode) };
+}
+
+function readField(key: string, shape: FieldShape, value: unknown): unknown {
+  if (value === undefined) {
+    if (shape === 'optionalString') return '';
+    throw new Error(`missing ${pascal(key)}`);
   }
-  if (key === 'transactionStatus' && !TRANSACTION_STATUSES.includes(value as never)) {
-    throw new Error(`unknown TransactionStatus ${JSON.stringify(value)}`);
-  }
-  return typeof value === 'object' && value !== null ? value : String(value);
+  if (shape === 'money') return readMoney(key, value);
+  // Repeated elements parse as arrays and nested ones as objects: neither is a scalar field.
+  if (typeof value !== 'string') throw new Error(`${pascal(key)} is not a single text element`);
+  const allowed = ENUMS[shape];
+  if (allowed && !allowed.includes(value)) throw new Error(`unknown ${pascal(key)} ${JSON.stringify(value)}`);
+  return value;
 }
 
 function malformed(detail: string, httpStatus: number): FpsError {
   return new FpsError('MalformedResponse', `unreadable FPS response: ${detail}`, undefined, httpStatus);
 }
 
-/** Parses an error document (FPS `<Response><Errors>` or AWS `<ErrorResponse>`) into FpsError. */
-export function parseErrorXml(xml: string, httpStatus: number): FpsError {
-  let doc: Record<string, any>;
+/** Parses XML text into a plain object tree, or returns the parser's complaint. */
+function parseDocument(xml: string): Record<string, unknown> | string {
+  if (typeof xml !== 'string') return 'body is not text';
   try {
-    doc = parser.parse(xml, true);
+    const doc: unknown = parser.parse(xml, true);
+    return typeof doc === 'object' && doc !== null ? (doc as Record<string, unknown>) : 'no document';
   } catch (e) {
-    return malformed((e as Error).message, httpStatus);
+    return e instanceof Error ? e.message : String(e);
   }
-  const root = doc.Response ?? doc.ErrorResponse;
-  const error = root?.Errors?.Error?.[0] ?? root?.Error?.[0];
-  if (!error?.Code) return malformed(`HTTP ${httpStatus} without an FPS error code`, httpStatus);
-  return new FpsError(String(error.Code), String(error.Message ?? ''), root.RequestID ?? root.RequestId, httpStatus);
+}
+
+const asRecord = (value: unknown): Record<string, unknown> | undefined =>
+  typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+const asText = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
+
+/** Parses an error document (FPS `<Response><Errors>` or AWS `<ErrorResponse>`) into FpsError. Never throws. */
+export function parseErrorXml(xml: string, httpStatus: number): FpsError {
+  const doc = parseDocument(xml);
+  if (typeof doc === 'string') return malformed(doc, httpStatus);
+  const root = asRecord(doc.Response) ?? asRecord(doc.ErrorResponse);
+  const errors = root?.Errors !== undefined ? asRecord(root.Errors)?.Error : root?.Error;
+  const error = asRecord(Array.isArray(errors) ? errors[0] : undefined);
+  const code = asText(error?.Code);
+  if (!root || !error || !code) return malformed(`HTTP ${httpStatus} without an FPS error code`, httpStatus);
+  const requestId = asText(root.RequestID) ?? asText(root.RequestId);
+  return new FpsError(code, asText(error.Message) ?? '', requestId || undefined, httpStatus);
 }
 
 /**
  * Parses an HTTP answer from FPS: 2xx with the action's response element becomes the typed result
- * (with its RequestId), anything else becomes an FpsError.
+ * (with its RequestId), anything else becomes an FpsError. Throws only FpsError: the FPS error,
+ * or MalformedResponse for anything unreadable, incomplete or of another action.
  */
 export function parseResponseXml<A extends FpsAction>(action: A, xml: string, httpStatus = 200): FpsResult<A> & { requestId?: string } {
-  if (httpStatus < 200 || httpStatus > 299) throw parseErrorXml(xml, httpStatus);
-  let doc: Record<string, any>;
-  try {
-    doc = parser.parse(xml, true);
-  } catch (e) {
-    throw malformed((e as Error).message, httpStatus);
-  }
-  const response = doc[`${action}Response`];
-  if (response === undefined || typeof response !== 'object') {
-    if (doc.Response?.Errors || doc.ErrorResponse) throw parseErrorXml(xml, httpStatus);
+  if (!(httpStatus >= 200 && httpStatus <= 299)) throw parseErrorXml(xml, httpStatus);
+  const doc = parseDocument(xml);
+  if (typeof doc === 'string') throw malformed(doc, httpStatus);
+  const response = asRecord(doc[`${action}Response`]);
+  if (response === undefined) {
+    if (doc.Response !== undefined || doc.ErrorResponse !== undefined) throw parseErrorXml(xml, httpStatus);
     throw malformed(`no <${action}Response> element`, httpStatus);
   }
-  const requestId: string | undefined = response.ResponseMetadata?.RequestId;
-  if (NO_RESULT.has(action)) return { requestId } as FpsResult<A> & { requestId?: string };
-  const resultElement = response[`${action}Result`];
-  const container = RESULT_CONTAINER[action];
-  const fields = container ? resultElement?.[container] : resultElement;
-  if (fields === undefined || typeof fields !== 'object') throw malformed(`no <${action}Result> element`, httpStatus);
+  const requestId = asText(asRecord(response.ResponseMetadata)?.RequestId) || undefined;
+  const shape = RESULT_SHAPES[action];
+  let fields: Record<string, unknown> = {};
+  if (!NO_RESULT.has(action)) {
+    const resultElement = asRecord(response[`${action}Result`]);
+    const container = RESULT_CONTAINER[action];
+    const found = container ? asRecord(resultElement?.[container]) : resultElement;
+    if (found === undefined) throw malformed(`no <${action}Result>${container ? `<${container}>` : ''} element`, httpStatus);
+    fields = found;
+  }
   const result: Record<string, unknown> = {};
   try {
-    for (const [key, value] of Object.entries(fields)) result[camel(key)] = fromXmlValue(camel(key), value);
+    // Fields FPS added beyond what we model (e.g. a token's FriendlyName) pass through if they are text.
+    for (const [name, value] of Object.entries(fields)) {
+      if (typeof value === 'string') result[camel(name)] = value;
+    }
+    for (const [key, fieldShape] of Object.entries(shape)) result[key] = readField(key, fieldShape, fields[pascal(key)]);
   } catch (e) {
-    throw malformed((e as Error).message, httpStatus);
+    throw malformed(e instanceof Error ? e.message : String(e), httpStatus);
   }
   return { ...(result as FpsResult<A>), requestId };
 }
