@@ -2,6 +2,7 @@
 // Every variable is documented in README.md ("Configuration"). Secrets are read here and nowhere
 // else, and are never logged: use `describeConfig()` for a printable view.
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 const root = path.resolve(__dirname, '..');
@@ -57,6 +58,19 @@ export function loadConfig() {
       uiPort,
       uiUrl: str('TEMPORAL_UI_URL', `http://localhost:${uiPort}`).replace(/\/$/, ''),
       dbFile: str('TEMPORAL_DB_FILE', path.join(root, '.data', 'temporal.sqlite')),
+      /** Where a Temporal CLI built by scripts/temporal-cli.ts is kept, shared by all checkouts. */
+      cliCacheDir: str('TEMPORAL_CLI_CACHE_DIR', path.join(str('XDG_CACHE_HOME', path.join(os.homedir(), '.cache')), 'fps-temporal')),
+      /** The instrument worker (worker/main.ts). */
+      worker: {
+        /** Workflows kept in memory between tasks (sticky cache): each open instrument is one. */
+        maxCachedWorkflows: int('TEMPORAL_WORKER_MAX_CACHED_WORKFLOWS', 1_000),
+        maxConcurrentWorkflowTaskExecutions: int('TEMPORAL_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS', 40),
+        maxConcurrentActivityTaskExecutions: int('TEMPORAL_WORKER_MAX_CONCURRENT_ACTIVITIES', 100),
+        /** Purchases run their FPS call as a local activity: this bounds concurrent purchase calls. */
+        maxConcurrentLocalActivityExecutions: int('TEMPORAL_WORKER_MAX_CONCURRENT_LOCAL_ACTIVITIES', 100),
+        /** On SIGTERM, running activities get this long to finish before they are cancelled. */
+        shutdownGraceTimeMs: int('TEMPORAL_WORKER_SHUTDOWN_GRACE_MS', 10_000),
+      },
     },
     fps: {
       endpoint: str('FPS_ENDPOINT', `${sandboxUrl}/`),
@@ -78,15 +92,30 @@ export function loadConfig() {
         if (at <= 0) throw new Error('SANDBOX_ACCESS_KEYS entries must be id:secret');
         return { id: pair.slice(0, at), secret: pair.slice(at + 1) };
       }),
-      /** Where IPNs are POSTed; empty disables IPNs. */
-      ipnUrl: str('SANDBOX_IPN_URL', `${apiUrl}/fps/ipn`),
+      /** Where IPNs are POSTed; set but empty (SANDBOX_IPN_URL=) disables IPNs. */
+      ipnUrl: process.env.SANDBOX_IPN_URL ?? `${apiUrl}/fps/ipn`,
       pendingDelayMs: int('SANDBOX_PENDING_DELAY_MS', 2_000),
+      /** IPN retry backoff: first retry after base ms, doubling up to max ms, until the receiver answers 2xx. */
+      ipnRetryBaseMs: int('SANDBOX_IPN_RETRY_BASE_MS', 200),
+      ipnRetryMaxMs: int('SANDBOX_IPN_RETRY_MAX_MS', 10_000),
+      /** Give up on an IPN after this many attempts; 0 retries forever (FPS's at-least-once). */
+      ipnMaxAttempts: int('SANDBOX_IPN_MAX_ATTEMPTS', 0),
+      /** Per-attempt timeout of an IPN POST. */
+      ipnTimeoutMs: int('SANDBOX_IPN_TIMEOUT_MS', 5_000),
+      /** Faults queued at start, as the JSON array POST /admin/faults takes (see sandbox/README.md). */
+      faults: str('SANDBOX_FAULTS', ''),
     },
     api: {
       port: apiPort,
       host: str('API_HOST', '127.0.0.1'),
       publicUrl: apiUrl,
       apiKeys: list('API_KEYS', [DEV_API_KEY]),
+      /** Origins (besides publicUrl's) an instrument's returnTo URL may point at. */
+      returnToOrigins: list('API_RETURN_TO_ORIGINS', []),
+      /** Longest a request waits for an Update or query before answering 504 (retry with the same key). */
+      operationTimeoutMs: int('API_OPERATION_TIMEOUT_MS', 30_000),
+      /** Signs the demo storefront's session cookie; empty = a random key per process (sessions end on restart). */
+      storeSessionSecret: secret('STORE_SESSION_SECRET', ''),
     },
   };
 }

@@ -1,0 +1,36 @@
+// The one way services log: pino JSON lines on stdout, one event per line, tagged with the
+// service name, so `npm start` can prefix/pretty-print them and production can ship them as-is.
+import pino, { type Logger } from 'pino';
+import { config } from './index';
+
+export type { Logger };
+
+/**
+ * A logger for one service or module: `createLogger('sandbox').info({ callerReference }, 'pay')`.
+ * Level comes from LOG_LEVEL. Common secret-bearing fields are redacted as a safety net; the rule
+ * is still never to log secrets in the first place.
+ */
+export function createLogger(name: string): Logger {
+  return pino({
+    level: config().logLevel,
+    base: { service: name },
+    // ISO time and a level *name* keep the raw lines readable without a pretty-printer.
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+    redact: {
+      paths: [
+        'secretKey',
+        'apiKey',
+        'password',
+        'authorization',
+        '*.secretKey',
+        '*.apiKey',
+        '*.password',
+        '*.authorization',
+        'headers.authorization',
+        'req.headers.authorization',
+      ],
+      censor: '[redacted]',
+    },
+  });
+}
