@@ -12,7 +12,7 @@ import { ensureTemporalCli, startDevServer, type DevServer } from './temporal-cl
 
 const root = config().root;
 const testDir = path.join(root, 'test');
-const ORDER = ['unit', 'workflow', 'e2e', 'browser'];
+const ORDER = ['unit', 'machines', 'sandbox', 'workflow', 'api', 'e2e', 'browser'];
 const SERVER_LOG = path.join(root, 'test-artifacts', 'temporal-dev-server.log');
 
 /** Mocha options that take a value, so `--grep sandbox` is not mistaken for the spec `sandbox/`. */
