@@ -1,0 +1,168 @@
+// The merchant API as an Express app: createApp({ client }) wires configuration, the instrument
+// service, the callback verifier, the route table, the storefront and the problem+json error model.
+// Listening, connecting and shutting down are main.ts's job, so tests can run the app in-process.
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
+import type { Client } from '@temporalio/client';
+import { config as loadedConfig, type Config } from '../config';
+import { createLogger, type Logger } from '../config/logger';
+import { CallbackVerifier } from '../fps/callback-verifier';
+import { requireApiKey } from './auth';
+import type { ApiContext } from './context';
+import { Instruments } from './instruments';
+import { openApiDocument } from './openapi';
+import { ProblemError, sendProblem } from './problem';
+import type { RouteSpec } from './route';
+import { fpsCallbackRoutes } from './routes/fps-callbacks';
+import { instrumentRoutes } from './routes/instruments';
+import { serviceRoutes } from './routes/service';
+import { storeRoutes } from './routes/store';
+
+export const BODY_LIMIT = '16kb';
+
+export interface AppDeps {
+  client: Client;
+  config?: Config;
+  logger?: Logger;
+  /** Default: a CallbackVerifier over config().fps.certificateUrlAllowlist. */
+  verifier?: ApiContext['verifier'];
+}
+
+export interface MerchantApi {
+  app: Express;
+  routes: readonly RouteSpec[];
+  context: ApiContext;
+}
+
+export function createApi(deps: AppDeps): MerchantApi {
+  const cfg = deps.config ?? loadedConfig();
+  const logger = deps.logger ?? createLogger('api');
+  const context: ApiContext = {
+    cfg,
+    logger,
+    verifier: deps.verifier ?? new CallbackVerifier({ certificateUrlAllowlist: cfg.fps.certificateUrlAllowlist }),
+    instruments: new Instruments(deps.client, cfg, logger, { operationTimeoutMs: cfg.api.operationTimeoutMs }),
+  };
+
+  let document: unknown;
+  const routes: RouteSpec[] = [
+    ...instrumentRoutes(context),
+    ...fpsCallbackRoutes(context),
+    ...storeRoutes(context),
+    ...serviceRoutes(context, () => (document ??= openApiDocument(routes, cfg))),
+  ];
+
+  const app = express();
+  app.disable('x-powered-by');
+  // Behind a proxy on a private network (docker compose, a load balancer), trust its X-Forwarded-*.
+  app.set('trust proxy', 'loopback, linklocal, uniquelocal');
+  app.use(requestLog(logger));
+  app.use(securityHeaders);
+  app.use(express.json({ limit: BODY_LIMIT, strict: true }));
+  app.use(
+    express.static(path.join(__dirname, 'storefront'), {
+      index: 'index.html',
+      fallthrough: true,
+      setHeaders: (res) => res.setHeader('Cache-Control', 'no-cache'),
+    }),
+  );
+
+  const apiKey = requireApiKey(cfg.api.apiKeys);
+  for (const spec of routes) {
+    const chain: RequestHandler[] = [];
+    if (spec.security === 'apiKey') chain.push(apiKey);
+    chain.push(...(spec.before ?? []));
+    if (spec.body && (spec.body.contentType ?? 'application/json') === 'application/json') chain.push(jsonOnly);
+    chain.push(async (req, res) => {
+      await spec.handler(req, res);
+    });
+    app[spec.method](spec.path, ...chain);
+  }
+
+  app.use((req) => {
+    throw new ProblemError(404, 'not_found', `no route for ${req.method} ${req.path}`);
+  });
+  app.use(errorHandler(logger));
+  return { app, routes, context };
+}
+
+/** The Express app alone, for callers that only need to listen. */
+export function createApp(deps: AppDeps): Express {
+  return createApi(deps).app;
+}
+
+/** A body that is not JSON on a JSON route is refused rather than silently ignored. */
+const jsonOnly: RequestHandler = (req, _res, next) => {
+  const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+  if (hasBody && !req.is('application/json')) throw new ProblemError(415, 'unsupported_media_type', 'send the body as application/json');
+  next();
+};
+
+const securityHeaders: RequestHandler = (_req, res, next) => {
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  // The return URL's query carries FPS tokens: do not leak it in Referer headers to other sites.
+  res.setHeader('Referrer-Policy', 'same-origin');
+  res.setHeader('X-Frame-Options', 'DENY');
+  res.setHeader(
+    'Content-Security-Policy',
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+  );
+  next();
+};
+
+/** One JSON line per request: method, path (no query: it may hold tokens), status, ms, ids. Never headers. */
+function requestLog(logger: Logger): RequestHandler {
+  return (req, res, next) => {
+    const started = process.hrtime.bigint();
+    const requestId = typeof req.headers['x-request-id'] === 'string' && /^[\w.-]{1,64}$/.test(req.headers['x-request-id']) ? req.headers['x-request-id'] : randomUUID();
+    res.setHeader('X-Request-Id', requestId);
+    res.on('finish', () => {
+      const { instrumentId, purchaseId, operationId, customerId } = res.locals;
+      logger.info(
+        {
+          requestId,
+          method: req.method,
+          path: req.originalUrl.split('?')[0],
+          status: res.statusCode,
+          ms: Number((Number(process.hrtime.bigint() - started) / 1e6).toFixed(1)),
+          instrumentId,
+          purchaseId,
+          operationId,
+          customerId,
+        },
+        'request',
+      );
+    });
+    next();
+  };
+}
+
+const BODY_PARSER_ERRORS: Record<string, { status: number; code: ProblemError['code']; detail: string }> = {
+  'entity.too.large': { status: 413, code: 'payload_too_large', detail: `the body is larger than ${BODY_LIMIT}` },
+  'parameters.too.many': { status: 413, code: 'payload_too_large', detail: 'too many form parameters' },
+  'entity.parse.failed': { status: 400, code: 'malformed_json', detail: 'the body is not valid JSON' },
+  'encoding.unsupported': { status: 415, code: 'unsupported_media_type', detail: 'unsupported content encoding' },
+  'charset.unsupported': { status: 415, code: 'unsupported_media_type', detail: 'unsupported charset' },
+};
+
+function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (err, req, res, next) => {
+    if (res.headersSent) {
+      next(err);
+      return;
+    }
+    let problem: ProblemError;
+    if (err instanceof ProblemError) {
+      problem = err;
+    } else if (typeof err?.type === 'string' && typeof err?.status === 'number' && err.status >= 400 && err.status < 500) {
+      // body-parser: its messages are safe, but ours are consistent.
+      const known = BODY_PARSER_ERRORS[err.type];
+      problem = known ? new ProblemError(known.status, known.code, known.detail) : new ProblemError(400, 'malformed_request', 'the request body could not be read');
+    } else {
+      logger.error({ err, method: req.method, path: req.originalUrl.split('?')[0] }, 'unexpected error');
+      problem = new ProblemError(500, 'internal_error', 'unexpected error; it has been logged');
+    }
+    sendProblem(res, problem);
+  };
+}

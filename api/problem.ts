@@ -1,0 +1,103 @@
+// Errors as RFC 9457 problem details (application/problem+json): one ProblemError type that
+// routes throw, and one place that renders it. Never an HTML error page, never a stack trace.
+import type { Response } from 'express';
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+/** Machine-readable problem codes; `type` is `/problems/<code>` (documented in api/README.md). */
+export type ProblemCode =
+  | 'missing_api_key'
+  | 'invalid_api_key'
+  | 'not_found'
+  | 'instrument_not_found'
+  | 'validation_failed'
+  | 'invalid_amount'
+  | 'invalid_currency'
+  | 'limit_exceeded'
+  | 'unknown_purchase'
+  | 'idempotency_key_mismatch'
+  | 'idempotency_key_reused'
+  | 'invalid_state'
+  | 'instrument_closed'
+  | 'duplicate_id'
+  | 'payment_declined'
+  | 'malformed_json'
+  | 'malformed_request'
+  | 'payload_too_large'
+  | 'unsupported_media_type'
+  | 'callback_unverified'
+  | 'callback_invalid'
+  | 'session_required'
+  | 'cross_origin_request'
+  | 'too_many_requests'
+  | 'operation_timeout'
+  | 'temporal_unavailable'
+  | 'internal_error';
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  code: ProblemCode;
+  detail?: string;
+  /** The request field at fault: a body path ("fundingAmount", "items.0.id") or a header name. */
+  field?: string;
+  [extension: string]: unknown;
+}
+
+const TITLES: Record<ProblemCode, string> = {
+  missing_api_key: 'API key required',
+  invalid_api_key: 'API key not recognised',
+  not_found: 'Not found',
+  instrument_not_found: 'Instrument not found',
+  validation_failed: 'Request is invalid',
+  invalid_amount: 'Invalid amount',
+  invalid_currency: 'Invalid currency',
+  limit_exceeded: 'Limit exceeded',
+  unknown_purchase: 'Unknown purchase',
+  idempotency_key_mismatch: 'Idempotency-Key and id disagree',
+  idempotency_key_reused: 'Idempotency key reused with a different request',
+  invalid_state: 'Operation not allowed in the instrument state',
+  instrument_closed: 'Instrument is closed',
+  duplicate_id: 'Operation id already used',
+  payment_declined: 'Payment declined',
+  malformed_json: 'Malformed JSON',
+  malformed_request: 'Malformed request',
+  payload_too_large: 'Request body too large',
+  unsupported_media_type: 'Unsupported media type',
+  callback_unverified: 'Callback signature not verified',
+  callback_invalid: 'Callback parameters invalid',
+  session_required: 'Storefront session required',
+  cross_origin_request: 'Cross-origin request refused',
+  too_many_requests: 'Too many operations in flight',
+  operation_timeout: 'Operation still running',
+  temporal_unavailable: 'Workflow service unavailable',
+  internal_error: 'Internal error',
+};
+
+export class ProblemError extends Error {
+  override readonly name = 'ProblemError';
+  constructor(
+    readonly status: number,
+    readonly code: ProblemCode,
+    detail?: string,
+    readonly extra: { field?: string; headers?: Record<string, string>; [key: string]: unknown } = {},
+  ) {
+    super(detail ?? TITLES[code]);
+  }
+
+  toProblem(): Problem {
+    const { headers: _headers, ...extensions } = this.extra;
+    return { type: `/problems/${this.code}`, title: TITLES[this.code], status: this.status, code: this.code, detail: this.message, ...extensions };
+  }
+}
+
+export const problemTitle = (code: ProblemCode) => TITLES[code];
+
+export function sendProblem(res: Response, error: ProblemError): void {
+  for (const [name, value] of Object.entries(error.extra.headers ?? {})) res.setHeader(name, value);
+  res.status(error.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(error.toProblem()));
+}
+
+export const validationFailed = (field: string | undefined, detail: string, extra: Record<string, unknown> = {}) =>
+  new ProblemError(422, 'validation_failed', detail, { field, ...extra });

@@ -1,0 +1,237 @@
+// The demo storefront: set up a prepaid or postpaid instrument through the FPS Co-Branded UI,
+// then buy catalogue items with it. Talks only to its own backend (/store/api), never with an API key.
+'use strict';
+
+const $ = (selector) => document.querySelector(selector);
+const STEADY_STATES = ['active', 'depleted', 'delinquent', 'closed'];
+const POLL_MS = 1000;
+
+let session;
+let instrumentId;
+let pollTimer;
+
+/** A problem+json error from the store backend. */
+class StoreError extends Error {
+  constructor(problem, status) {
+    super(problem.detail || problem.title || `HTTP ${status}`);
+    this.problem = problem;
+    this.status = status;
+  }
+}
+
+async function store(path, { method = 'GET', body, idempotencyKey } = {}) {
+  const headers = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (idempotencyKey) headers['Idempotency-Key'] = idempotencyKey;
+  const response = await fetch(`/store/api${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'same-origin' });
+  const payload = await response.json().catch(() => ({}));
+  if (!response.ok) throw new StoreError(payload, response.status);
+  return { status: response.status, body: payload };
+}
+
+/** Works outside secure contexts too (crypto.randomUUID does not). */
+function newKey(prefix) {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return `${prefix}-${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`;
+}
+
+/** Adds transaction amounts in minor units (never floats), as a money object. */
+function sumOf(transactions, currency) {
+  const minor = transactions.reduce((total, t) => total + t.amount.minorUnits, 0);
+  return { currency, minorUnits: minor, amount: `${Math.floor(minor / 100)}.${String(minor % 100).padStart(2, '0')}` };
+}
+
+const formatMoney = (money) => (money ? (money.currency === 'USD' ? `$${money.amount}` : `${money.amount} ${money.currency}`) : '–');
+
+function say(text, tone = '') {
+  const message = $('#message');
+  message.textContent = text;
+  message.className = `message ${tone}`;
+  message.hidden = !text;
+}
+
+function show(id, visible) {
+  $(id).hidden = !visible;
+}
+
+// ---- setup -------------------------------------------------------------------------------------
+
+function selectedType() {
+  return document.querySelector('input[name="type"]:checked').value;
+}
+
+function onTypeChange() {
+  const prepaid = selectedType() === 'prepaid';
+  $('#amount-label').textContent = prepaid ? 'Funding amount (USD)' : 'Credit limit (USD)';
+  $('#amount').value = prepaid ? '20.00' : '50.00';
+}
+
+async function authorize(event) {
+  event.preventDefault();
+  const button = $('#authorize');
+  button.disabled = true;
+  const type = selectedType();
+  const amount = $('#amount').value.trim();
+  try {
+    const body = type === 'prepaid' ? { type, fundingAmount: amount } : { type, creditLimit: amount };
+    const { body: created } = await store('/instruments', { method: 'POST', body, idempotencyKey: newKey('setup') });
+    localStorage.setItem('instrument', created.instrumentId);
+    say('Taking you to Amazon Payments…');
+    window.location.assign(created.authorizationUrl);
+  } catch (error) {
+    say(`Could not start authorization: ${error.message}`, 'bad');
+    button.disabled = false;
+  }
+}
+
+// ---- instrument --------------------------------------------------------------------------------
+
+function renderInstrument(instrument) {
+  show('#setup', false);
+  show('#instrument', true);
+  show('#shop', true);
+  show('#history', true);
+  $('#instrument-type').textContent = instrument.type;
+  $('#instrument-id').textContent = instrument.instrumentId;
+  const state = $('#state');
+  state.textContent = instrument.state + (instrument.pending.length ? ` · ${instrument.pending.length} pending` : '');
+  state.className = `badge ${instrument.state === 'active' ? 'active' : instrument.state === 'closed' ? 'closed' : 'waiting'}`;
+  state.dataset.state = instrument.state;
+
+  if (instrument.type === 'postpaid') {
+    $('#primary-label').textContent = 'Debt';
+    $('#primary-figure').textContent = formatMoney(instrument.debt);
+    $('#secondary-label').textContent = 'Credit limit';
+    $('#secondary-figure').textContent = formatMoney(instrument.creditLimit);
+  } else {
+    $('#primary-label').textContent = 'Balance';
+    $('#primary-figure').textContent = formatMoney(instrument.balance);
+    $('#secondary-label').textContent = 'Pending';
+    $('#secondary-figure').textContent = formatMoney(sumOf(instrument.pending, instrument.currency));
+  }
+  $('#purchase-count').textContent = String(instrument.purchasesApproved);
+  $('#temporal-link').href = instrument.temporalUiUrl;
+
+  for (const button of document.querySelectorAll('#catalogue button')) button.disabled = instrument.state !== 'active';
+
+  const rows = [...instrument.pending, ...instrument.transactions.filter((t) => !instrument.pending.some((p) => p.id === t.id))]
+    .sort((a, b) => b.at.localeCompare(a.at))
+    .map((t) => {
+      const row = document.createElement('tr');
+      const cells = [t.operation, t.id, formatMoney(t.amount), t.status + (t.reason ? ` (${t.reason.code})` : ''), t.transactionId || ''];
+      cells.forEach((text, i) => {
+        const cell = document.createElement('td');
+        if (i === 1 || i === 4) {
+          const code = document.createElement('code');
+          code.textContent = text;
+          cell.append(code);
+        } else {
+          cell.textContent = text;
+        }
+        if (i === 2) cell.className = 'num';
+        if (i === 3) cell.className = `status-${t.status}`;
+        row.append(cell);
+      });
+      return row;
+    });
+  $('#transactions').replaceChildren(...rows);
+}
+
+async function loadInstrument() {
+  clearTimeout(pollTimer);
+  try {
+    const { body: instrument } = await store(`/instruments/${encodeURIComponent(instrumentId)}`);
+    renderInstrument(instrument);
+    if (!STEADY_STATES.includes(instrument.state) || instrument.pending.length > 0) pollTimer = setTimeout(loadInstrument, POLL_MS);
+  } catch (error) {
+    if (error.status === 404) {
+      localStorage.removeItem('instrument');
+      instrumentId = undefined;
+      showSetup();
+      return;
+    }
+    say(`Could not load the instrument: ${error.message}`, 'bad');
+    pollTimer = setTimeout(loadInstrument, POLL_MS * 3);
+  }
+}
+
+function showSetup() {
+  clearTimeout(pollTimer);
+  show('#setup', true);
+  show('#instrument', false);
+  show('#shop', false);
+  show('#history', false);
+  $('#authorize').disabled = false;
+}
+
+// ---- shop --------------------------------------------------------------------------------------
+
+function renderCatalogue(items) {
+  const list = items.map((item) => {
+    const li = document.createElement('li');
+    const name = Object.assign(document.createElement('span'), { className: 'name', textContent: item.name });
+    const price = Object.assign(document.createElement('span'), { className: 'price', textContent: formatMoney(item.price) });
+    const note = Object.assign(document.createElement('span'), { className: 'note', textContent: item.note || '' });
+    const button = Object.assign(document.createElement('button'), { type: 'button', textContent: 'Buy', disabled: true });
+    button.dataset.item = item.id;
+    button.addEventListener('click', () => buy(item, button));
+    li.append(name, price, note, button);
+    return li;
+  });
+  $('#catalogue').replaceChildren(...list);
+}
+
+async function buy(item, button) {
+  button.disabled = true;
+  try {
+    const { status, body } = await store(`/instruments/${encodeURIComponent(instrumentId)}/purchases`, {
+      method: 'POST',
+      body: { itemId: item.id },
+      idempotencyKey: newKey('buy'),
+    });
+    if (status === 202) say(`${item.name}: payment pending at Amazon Payments (${body.transactionId}). It settles in a moment.`, 'warn');
+    else say(`Bought ${item.name} for ${formatMoney(body.amount)} (transaction ${body.transactionId}).`, 'ok');
+  } catch (error) {
+    if (error.status === 402) say(`${item.name}: payment declined (${error.problem.declineCode || 'declined'}).`, 'bad');
+    else say(`${item.name}: ${error.message}`, 'bad');
+  }
+  await loadInstrument();
+}
+
+// ---- start -------------------------------------------------------------------------------------
+
+async function start() {
+  document.querySelectorAll('input[name="type"]').forEach((radio) => radio.addEventListener('change', onTypeChange));
+  $('#setup-form').addEventListener('submit', authorize);
+  $('#new-instrument').addEventListener('click', () => {
+    localStorage.removeItem('instrument');
+    instrumentId = undefined;
+    say('');
+    showSetup();
+  });
+
+  const params = new URLSearchParams(window.location.search);
+  const returned = params.get('instrument');
+  const authorization = params.get('authorization');
+  if (returned) {
+    localStorage.setItem('instrument', returned);
+    // The return parameters have done their job; a reload should not repeat the message.
+    window.history.replaceState(null, '', window.location.pathname);
+  }
+  if (authorization === 'authorized') say('Authorized with Amazon Payments. Setting up your instrument…', 'ok');
+  else if (authorization === 'aborted') say('Authorization cancelled at Amazon Payments.', 'warn');
+  else if (authorization) say(`Authorization failed (${authorization}).`, 'bad');
+
+  try {
+    ({ body: session } = await store('/session'));
+  } catch (error) {
+    say(`The store is unavailable: ${error.message}`, 'bad');
+    return;
+  }
+  renderCatalogue(session.catalogue);
+  instrumentId = returned || localStorage.getItem('instrument') || session.instruments.find((i) => i.status === 'RUNNING')?.instrumentId;
+  if (instrumentId) await loadInstrument();
+  else showSetup();
+}
+
+start();
