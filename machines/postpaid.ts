@@ -1,0 +1,296 @@
+// Postpaid (credit) instrument: purchases accrue debt up to the credit limit (and the token's
+// global amount limit); SettleDebt collects it; failed settlements are retried until the account
+// is delinquent; uncollectable debt is written off and the account closed.
+import { assign, setup } from 'xstate';
+import {
+  eventRef,
+  findPending,
+  hasPending,
+  isPositiveAmount,
+  pendingOf,
+  sumOf,
+  withoutPending,
+  withPending,
+  type BaseContext,
+  type InstrumentEvent,
+} from './common';
+
+export interface PostpaidInput {
+  currency: string;
+  creditLimit: number;
+  /** Total the credit sender token may ever charge; defaults to unlimited. */
+  globalAmountLimit?: number;
+  /** Failed settlements tolerated before the account is delinquent. */
+  settlementRetryLimit?: number;
+}
+
+export interface PostpaidContext extends BaseContext {
+  creditLimit: number;
+  globalAmountLimit: number | null;
+  /** Confirmed debt (purchases FPS charged, minus settlements, write-offs and refunds). */
+  debt: number;
+  /** Charged by purchases FPS has not confirmed yet; counts against the credit limit. */
+  held: number;
+  /** Everything ever charged or held, against globalAmountLimit. */
+  totalCharged: number;
+  settled: number;
+  writtenOff: number;
+  refunded: number;
+  /** Failed settlements in a row; reset by a successful one. */
+  settlementFailures: number;
+  settlementRetryLimit: number;
+  expired: boolean;
+  /** Where a failed write-off returns to. */
+  resumeState: 'active' | 'delinquent';
+}
+
+const pendingSettlementOrWriteOff = (context: PostpaidContext) =>
+  context.pending.some((op) => op.operation === 'settle' || op.operation === 'writeOff');
+
+/** Debt once the operation's success is applied. */
+function debtAfterSuccess(context: PostpaidContext, ref: string | undefined): number {
+  const op = findPending(context, ref);
+  if (!op) return context.debt;
+  switch (op.operation) {
+    case 'purchase':
+      return context.debt + op.amount;
+    case 'settle':
+    case 'writeOff':
+    case 'refund':
+      return Math.max(0, context.debt - op.amount);
+    default:
+      return context.debt;
+  }
+}
+
+export const postpaidMachine = setup({
+  types: {
+    context: {} as PostpaidContext,
+    events: {} as InstrumentEvent,
+    input: {} as PostpaidInput,
+  },
+  guards: {
+    withinCreditLimit: ({ context, event }) =>
+      event.type === 'PURCHASE' &&
+      isPositiveAmount(event.amount) &&
+      !context.expired &&
+      !findPending(context, event.ref) &&
+      context.debt + context.held + event.amount <= context.creditLimit &&
+      (context.globalAmountLimit === null || context.totalCharged + event.amount <= context.globalAmountLimit),
+    /** Settle at most the confirmed debt, one settlement at a time. */
+    settlementWithinDebt: ({ context, event }) =>
+      event.type === 'SETTLE' &&
+      isPositiveAmount(event.amount) &&
+      event.amount <= context.debt &&
+      !pendingSettlementOrWriteOff(context) &&
+      !findPending(context, event.ref),
+    /** A write-off covers the whole debt, with no purchase or settlement still open. */
+    writeOffCoversDebt: ({ context, event }) =>
+      event.type === 'WRITE_OFF' && isPositiveAmount(event.amount) && event.amount === context.debt && context.pending.length === 0,
+    refundWithinRefundable: ({ context, event }) =>
+      event.type === 'REFUND' && isPositiveAmount(event.amount) && event.amount <= (event.refundable ?? 0) && !findPending(context, event.ref),
+    isPendingOperation: ({ context, event }) => hasPending(context, eventRef(event)),
+    isPendingSettlement: ({ context, event }) => hasPending(context, eventRef(event), 'settle'),
+    isPendingWriteOff: ({ context, event }) => hasPending(context, eventRef(event), 'writeOff'),
+    /** An expired account closes once its last settlement clears the debt. */
+    settlementClosesExpired: ({ context, event }) =>
+      hasPending(context, eventRef(event), 'settle') &&
+      context.expired &&
+      debtAfterSuccess(context, eventRef(event)) === 0 &&
+      context.pending.length === 1,
+    settlementRetriesExhausted: ({ context, event }) =>
+      hasPending(context, eventRef(event), 'settle') && context.settlementFailures + 1 > context.settlementRetryLimit,
+    writeOffResumesDelinquent: ({ context, event }) =>
+      hasPending(context, eventRef(event), 'writeOff') && context.resumeState === 'delinquent',
+    nothingOwedOrPending: ({ context }) => context.debt === 0 && context.pending.length === 0,
+  },
+  actions: {
+    holdPurchase: assign(({ context, event }) =>
+      event.type === 'PURCHASE'
+        ? {
+            held: context.held + event.amount,
+            totalCharged: context.totalCharged + event.amount,
+            pending: withPending(context, { ref: event.ref, operation: 'purchase', amount: event.amount }),
+          }
+        : {},
+    ),
+    trackSettlement: assign(({ context, event }) =>
+      event.type === 'SETTLE' ? { pending: withPending(context, { ref: event.ref, operation: 'settle', amount: event.amount }) } : {},
+    ),
+    trackWriteOffFromActive: assign(({ context, event }) =>
+      event.type === 'WRITE_OFF'
+        ? { resumeState: 'active' as const, pending: withPending(context, { ref: event.ref, operation: 'writeOff', amount: event.amount }) }
+        : {},
+    ),
+    trackWriteOffFromDelinquent: assign(({ context, event }) =>
+      event.type === 'WRITE_OFF'
+        ? { resumeState: 'delinquent' as const, pending: withPending(context, { ref: event.ref, operation: 'writeOff', amount: event.amount }) }
+        : {},
+    ),
+    trackRefund: assign(({ context, event }) =>
+      event.type === 'REFUND' ? { pending: withPending(context, { ref: event.ref, operation: 'refund', amount: event.amount }) } : {},
+    ),
+    applySuccess: assign(({ context, event }) => {
+      if (event.type !== 'TRANSACTION_SUCCEEDED') return {};
+      const op = findPending(context, event.ref);
+      if (!op) return {};
+      const pending = withoutPending(context, op.ref);
+      const debt = debtAfterSuccess(context, op.ref);
+      switch (op.operation) {
+        case 'purchase':
+          return { pending, debt, held: context.held - op.amount };
+        case 'settle':
+          return { pending, debt, settled: context.settled + op.amount, settlementFailures: 0 };
+        case 'writeOff':
+          return { pending, debt, writtenOff: context.writtenOff + op.amount, closeReason: 'debt written off' };
+        case 'refund':
+          return { pending, debt, refunded: context.refunded + op.amount };
+        default:
+          return { pending };
+      }
+    }),
+    applyFailure: assign(({ context, event }) => {
+      if (event.type !== 'TRANSACTION_FAILED') return {};
+      const op = findPending(context, event.ref);
+      if (!op) return {};
+      const pending = withoutPending(context, op.ref);
+      switch (op.operation) {
+        case 'purchase':
+          return { pending, held: context.held - op.amount, totalCharged: context.totalCharged - op.amount };
+        case 'settle':
+          return { pending, settlementFailures: context.settlementFailures + 1 };
+        default:
+          return { pending };
+      }
+    }),
+    markExpired: assign({ expired: true }),
+    recordCloseReason: assign(({ event }) => {
+      switch (event.type) {
+        case 'AUTHORIZATION_ABORTED':
+          return { closeReason: 'authorization aborted by the buyer' };
+        case 'AUTHORIZATION_FAILED':
+          return { closeReason: `authorization failed: ${event.reason}` };
+        case 'CLOSE':
+          return { closeReason: event.reason ?? 'closed on request' };
+        case 'EXPIRE':
+          return { closeReason: 'expired' };
+        case 'TRANSACTION_SUCCEEDED':
+          return { closeReason: 'expired; debt settled' };
+        default:
+          return {};
+      }
+    }),
+  },
+}).createMachine({
+  id: 'postpaid',
+  initial: 'awaitingAuthorization',
+  context: ({ input }) => ({
+    currency: input.currency,
+    pending: [],
+    creditLimit: input.creditLimit,
+    globalAmountLimit: input.globalAmountLimit ?? null,
+    debt: 0,
+    held: 0,
+    totalCharged: 0,
+    settled: 0,
+    writtenOff: 0,
+    refunded: 0,
+    settlementFailures: 0,
+    settlementRetryLimit: input.settlementRetryLimit ?? 3,
+    expired: false,
+    resumeState: 'active',
+  }),
+  // Purchase, refund and their outcomes work the same while a settlement is open.
+  states: {
+    awaitingAuthorization: {
+      on: {
+        AUTHORIZED: { target: 'active' },
+        AUTHORIZATION_ABORTED: { target: 'closed', actions: 'recordCloseReason' },
+        AUTHORIZATION_FAILED: { target: 'closed', actions: 'recordCloseReason' },
+        CLOSE: { target: 'closed', actions: 'recordCloseReason' },
+        EXPIRE: { target: 'closed', actions: 'recordCloseReason' },
+      },
+    },
+    active: {
+      on: {
+        PURCHASE: { guard: 'withinCreditLimit', actions: 'holdPurchase' },
+        REFUND: { guard: 'refundWithinRefundable', actions: 'trackRefund' },
+        SETTLE: { guard: 'settlementWithinDebt', target: 'settling', actions: 'trackSettlement' },
+        WRITE_OFF: { guard: 'writeOffCoversDebt', target: 'writingOff', actions: 'trackWriteOffFromActive' },
+        TRANSACTION_SUCCEEDED: { guard: 'isPendingOperation', actions: 'applySuccess' },
+        TRANSACTION_FAILED: { guard: 'isPendingOperation', actions: 'applyFailure' },
+        CLOSE: { guard: 'nothingOwedOrPending', target: 'closed', actions: 'recordCloseReason' },
+        EXPIRE: [
+          { guard: 'nothingOwedOrPending', target: 'closed', actions: 'recordCloseReason' },
+          { actions: 'markExpired' },
+        ],
+      },
+    },
+    /** SettleDebt is in flight. */
+    settling: {
+      on: {
+        PURCHASE: { guard: 'withinCreditLimit', actions: 'holdPurchase' },
+        REFUND: { guard: 'refundWithinRefundable', actions: 'trackRefund' },
+        TRANSACTION_SUCCEEDED: [
+          { guard: 'settlementClosesExpired', target: 'closed', actions: ['applySuccess', 'recordCloseReason'] },
+          { guard: 'isPendingSettlement', target: 'active', actions: 'applySuccess' },
+          { guard: 'isPendingOperation', actions: 'applySuccess' },
+        ],
+        TRANSACTION_PENDING: { guard: 'isPendingSettlement', target: 'settlementPending' },
+        TRANSACTION_FAILED: [
+          { guard: 'settlementRetriesExhausted', target: 'delinquent', actions: 'applyFailure' },
+          { guard: 'isPendingSettlement', target: 'active', actions: 'applyFailure' },
+          { guard: 'isPendingOperation', actions: 'applyFailure' },
+        ],
+        EXPIRE: { actions: 'markExpired' },
+      },
+    },
+    /** FPS answered Pending to SettleDebt: an IPN or a status poll decides. */
+    settlementPending: {
+      on: {
+        PURCHASE: { guard: 'withinCreditLimit', actions: 'holdPurchase' },
+        REFUND: { guard: 'refundWithinRefundable', actions: 'trackRefund' },
+        TRANSACTION_SUCCEEDED: [
+          { guard: 'settlementClosesExpired', target: 'closed', actions: ['applySuccess', 'recordCloseReason'] },
+          { guard: 'isPendingSettlement', target: 'active', actions: 'applySuccess' },
+          { guard: 'isPendingOperation', actions: 'applySuccess' },
+        ],
+        TRANSACTION_FAILED: [
+          { guard: 'settlementRetriesExhausted', target: 'delinquent', actions: 'applyFailure' },
+          { guard: 'isPendingSettlement', target: 'active', actions: 'applyFailure' },
+          { guard: 'isPendingOperation', actions: 'applyFailure' },
+        ],
+        EXPIRE: { actions: 'markExpired' },
+      },
+    },
+    /** Settlement failed past the retry limit: no new purchases; settle, write off, or close once nothing is owed. */
+    delinquent: {
+      on: {
+        SETTLE: { guard: 'settlementWithinDebt', target: 'settling', actions: 'trackSettlement' },
+        WRITE_OFF: { guard: 'writeOffCoversDebt', target: 'writingOff', actions: 'trackWriteOffFromDelinquent' },
+        REFUND: { guard: 'refundWithinRefundable', actions: 'trackRefund' },
+        TRANSACTION_SUCCEEDED: { guard: 'isPendingOperation', actions: 'applySuccess' },
+        TRANSACTION_FAILED: { guard: 'isPendingOperation', actions: 'applyFailure' },
+        CLOSE: { guard: 'nothingOwedOrPending', target: 'closed', actions: 'recordCloseReason' },
+        EXPIRE: { actions: 'markExpired' },
+      },
+    },
+    /** WriteOffDebt is in flight (or Pending at FPS). */
+    writingOff: {
+      on: {
+        TRANSACTION_SUCCEEDED: { guard: 'isPendingWriteOff', target: 'closed', actions: 'applySuccess' },
+        TRANSACTION_FAILED: [
+          { guard: 'writeOffResumesDelinquent', target: 'delinquent', actions: 'applyFailure' },
+          { guard: 'isPendingWriteOff', target: 'active', actions: 'applyFailure' },
+        ],
+      },
+    },
+    closed: { type: 'final' },
+  },
+});
+
+export type PostpaidMachine = typeof postpaidMachine;
+
+/** Held plus confirmed debt: what counts against the credit limit now. */
+export const exposureOf = (context: PostpaidContext) => context.debt + context.held;
+export const pendingSettlementAmount = (context: PostpaidContext) => sumOf(pendingOf(context, 'settle'));

@@ -1,0 +1,2 @@
+// The workflows a worker registers (workflowsPath points here).
+export { instrumentWorkflow } from './instrument';
