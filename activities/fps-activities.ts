@@ -3,7 +3,7 @@
 // them, and their inputs carry no secrets (token and instrument ids only work with our credentials).
 // Retryable FPS answers are rethrown for Temporal to retry with the same CallerReference; final
 // answers become non-retryable ApplicationFailures of type `FpsError:<Code>` for the workflow to map.
-import { activityInfo, ApplicationFailure, Context } from '@temporalio/activity';
+import { activityInfo, ApplicationFailure } from '@temporalio/activity';
 import type { Logger } from 'pino';
 import type { FpsAction, FpsRequest, FpsResult, PaymentGateway, TransactionResult, TransactionStatus } from '../fps/actions';
 import { isFpsError } from '../fps/errors';
@@ -109,15 +109,6 @@ function activityFields(): Record<string, unknown> {
   }
 }
 
-const inActivity = () => {
-  try {
-    Context.current();
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 export function createFpsActivities(gateway: PaymentGateway, options: FpsActivityOptions = {}) {
   const logger = options.logger;
 
@@ -169,9 +160,10 @@ export function createFpsActivities(gateway: PaymentGateway, options: FpsActivit
   }
 
   /**
-   * Settle and Cancel carry no CallerReference. When an earlier attempt's answer was lost, the
+   * Settle and Cancel carry no CallerReference. When an earlier call's answer was lost, the
    * retry finds the reservation already settled or cancelled (InvalidTransactionState); the
-   * transaction's status then tells whether that earlier attempt did the job.
+   * transaction's status then tells whether that earlier call did the job. This holds on any
+   * attempt: the workflow's own re-send after exhausted retries is a new activity on attempt 1.
    */
   async function alreadyDone(
     err: unknown,
@@ -180,7 +172,7 @@ export function createFpsActivities(gateway: PaymentGateway, options: FpsActivit
     done: TransactionStatus,
   ): Promise<MoneyResult | undefined> {
     const cause = err instanceof ApplicationFailure ? (err.details?.[0] as FpsFailureDetails | undefined) : undefined;
-    if (cause?.code !== 'InvalidTransactionState' || !inActivity() || activityInfo().attempt <= 1) return undefined;
+    if (cause?.code !== 'InvalidTransactionState') return undefined;
     const status = await call('GetTransactionStatus', { transactionId }, trace);
     return status.transactionStatus === done ? { transactionId: status.transactionId, transactionStatus: status.transactionStatus } : undefined;
   }

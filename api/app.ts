@@ -13,6 +13,7 @@ import type { ApiContext } from './context';
 import { Instruments } from './instruments';
 import { openApiDocument } from './openapi';
 import { ProblemError, sendProblem } from './problem';
+import { rateLimit } from './rate-limit';
 import type { RouteSpec } from './route';
 import { fpsCallbackRoutes } from './routes/fps-callbacks';
 import { instrumentRoutes } from './routes/instruments';
@@ -59,6 +60,7 @@ export function createApi(deps: AppDeps): MerchantApi {
   app.set('trust proxy', 'loopback, linklocal, uniquelocal');
   app.use(requestLog(logger));
   app.use(securityHeaders);
+  app.use(rateLimit({ perSecond: cfg.api.rateLimitPerSecond, burst: cfg.api.rateLimitBurst }));
   app.use(express.json({ limit: BODY_LIMIT, strict: true }));
   app.use(
     express.static(path.join(__dirname, 'storefront'), {
@@ -155,10 +157,11 @@ function errorHandler(logger: Logger): ErrorRequestHandler {
     let problem: ProblemError;
     if (err instanceof ProblemError) {
       problem = err;
-    } else if (typeof err?.type === 'string' && typeof err?.status === 'number' && err.status >= 400 && err.status < 500) {
-      // body-parser: its messages are safe, but ours are consistent.
-      const known = BODY_PARSER_ERRORS[err.type];
-      problem = known ? new ProblemError(known.status, known.code, known.detail) : new ProblemError(400, 'malformed_request', 'the request body could not be read');
+    } else if (typeof err?.status === 'number' && err.status >= 400 && err.status < 500) {
+      // A client error from Express or body-parser (a bad %-escape in the path, a body that is not
+      // the gzip it claims): their messages are safe, but ours are consistent.
+      const known = typeof err.type === 'string' ? BODY_PARSER_ERRORS[err.type] : undefined;
+      problem = known ? new ProblemError(known.status, known.code, known.detail) : new ProblemError(400, 'malformed_request', 'the request could not be read');
     } else {
       logger.error({ err, method: req.method, path: req.originalUrl.split('?')[0] }, 'unexpected error');
       problem = new ProblemError(500, 'internal_error', 'unexpected error; it has been logged');

@@ -16,6 +16,7 @@ import {
   InstrumentTypeKey,
   SEARCH_ATTRIBUTES,
   snapshotQuery,
+  operationResultQuery,
   workflowIdFor,
   type InstrumentInput,
   type InstrumentSnapshot,
@@ -153,7 +154,19 @@ export class Instruments {
           field: 'Idempotency-Key',
         });
       }
+      // Pending when the Update answered, maybe decided since (the Update keeps its first answer,
+      // even for a retry with the same id): the operation's current record says.
+      if (result.outcome === 'pending') return (await this.operationResult(instrumentId, result.operation, result.id)) ?? result;
       return result;
+    }
+  }
+
+  /** The current result of one operation by its id, or null when the instrument has no record of it. */
+  async operationResult(instrumentId: string, operation: OperationResult['operation'], id: string): Promise<OperationResult | null> {
+    try {
+      return await this.withTimeout(() => this.handle(instrumentId).query(operationResultQuery, { operation, id }));
+    } catch (err) {
+      throw temporalProblem(err, instrumentId);
     }
   }
 

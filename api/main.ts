@@ -6,6 +6,8 @@ import { Client, Connection } from '@temporalio/client';
 import { config, describeConfig } from '../config';
 import { createLogger } from '../config/logger';
 import { createApp } from './app';
+import { answerMalformedHttp } from './problem';
+import { temporalRetryInterceptors } from './temporal-retry';
 
 const SHUTDOWN_GRACE_MS = 10_000;
 
@@ -13,13 +15,19 @@ async function main(): Promise<void> {
   const cfg = config();
   const logger = createLogger('api');
   const address = cfg.temporal.address || `127.0.0.1:${cfg.temporal.devPort}`;
-  const connection = await Connection.connect({ address, tls: cfg.temporal.tls || undefined, apiKey: cfg.temporal.apiKey || undefined });
+  const connection = await Connection.connect({
+    address,
+    tls: cfg.temporal.tls || undefined,
+    apiKey: cfg.temporal.apiKey || undefined,
+    interceptors: temporalRetryInterceptors(),
+  });
   const client = new Client({ connection, namespace: cfg.temporal.namespace });
   const app = createApp({ client, config: cfg, logger });
 
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(cfg.api.port, cfg.api.host, (err?: Error) => (err ? reject(err) : resolve(s)));
   });
+  answerMalformedHttp(server);
   // Longer than a typical load balancer's idle timeout, so it closes first.
   server.keepAliveTimeout = 65_000;
   logger.info({ url: `http://${cfg.api.host}:${cfg.api.port}`, publicUrl: cfg.api.publicUrl, temporal: address, config: describeConfig(cfg) }, 'api listening');

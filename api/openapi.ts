@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import type { Config } from '../config';
 import { PROBLEM_CONTENT_TYPE } from './problem';
+import { RATE_LIMITED_PREFIXES } from './rate-limit';
 import type { ResponseSpec, RouteSpec } from './route';
 import { apiSchemas, IdempotencyKeyHeader } from './schemas';
 
@@ -61,6 +62,9 @@ function operation(spec: RouteSpec): JsonObject {
     all[400] ??= json ? 'Malformed JSON (malformed_json)' : 'Malformed request';
     all[413] ??= 'Body larger than 16 kB (payload_too_large)';
     all[415] ??= `Body is not ${spec.body.contentType ?? 'application/json'} (unsupported_media_type)`;
+  }
+  if (RATE_LIMITED_PREFIXES.some((prefix) => spec.path.startsWith(prefix))) {
+    all[429] ??= 'More requests than API_RATE_LIMIT_PER_SECOND for this API key (rate_limited); see Retry-After';
   }
   all[500] ??= 'Unexpected error (internal_error); details are logged, not returned';
   for (const status of Object.keys(all).map(Number).sort((a, b) => a - b)) responses[String(status)] = response(status, all[status]);

@@ -1,5 +1,6 @@
 // Errors as RFC 9457 problem details (application/problem+json): one ProblemError type that
 // routes throw, and one place that renders it. Never an HTML error page, never a stack trace.
+import { STATUS_CODES, type Server } from 'node:http';
 import type { Response } from 'express';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
@@ -30,6 +31,7 @@ export type ProblemCode =
   | 'session_required'
   | 'cross_origin_request'
   | 'too_many_requests'
+  | 'rate_limited'
   | 'operation_timeout'
   | 'temporal_unavailable'
   | 'internal_error';
@@ -70,6 +72,7 @@ const TITLES: Record<ProblemCode, string> = {
   session_required: 'Storefront session required',
   cross_origin_request: 'Cross-origin request refused',
   too_many_requests: 'Too many operations in flight',
+  rate_limited: 'Too many requests',
   operation_timeout: 'Operation still running',
   temporal_unavailable: 'Workflow service unavailable',
   internal_error: 'Internal error',
@@ -101,3 +104,21 @@ export function sendProblem(res: Response, error: ProblemError): void {
 
 export const validationFailed = (field: string | undefined, detail: string, extra: Record<string, unknown> = {}) =>
   new ProblemError(422, 'validation_failed', detail, { field, ...extra });
+
+/**
+ * Requests Node's HTTP parser rejects before Express sees them (control characters or a bare CR/LF
+ * in a header, a header over the size limit) still get the problem+json error model.
+ */
+export function answerMalformedHttp(server: Server): void {
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+    const body = JSON.stringify({ type: '/problems/malformed_request', title: TITLES.malformed_request, status, code: 'malformed_request', detail: 'the request is not valid HTTP' });
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  });
+}

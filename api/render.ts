@@ -76,6 +76,9 @@ export function renderOperation(instrumentId: string, r: OperationResult) {
     transactionStatus: r.transactionStatus,
     reason: r.reason,
     state: r.state,
-    links: { instrument: instrumentPath(instrumentId) },
+    links: {
+      instrument: instrumentPath(instrumentId),
+      ...(r.operation === 'purchase' ? { self: `${instrumentPath(instrumentId)}/purchases/${encodeURIComponent(r.id)}` } : {}),
+    },
   };
 }

@@ -205,7 +205,7 @@ export const OperationResultSchema = named(
     transactionStatus: z.string().optional(),
     reason: z.object({ code: z.string(), message: z.string() }).optional(),
     state: z.string(),
-    links: z.object({ instrument: z.string() }),
+    links: z.object({ instrument: z.string(), self: z.string().optional().meta({ description: "purchases: this purchase, to follow a Pending one" }) }),
   }),
 );
 

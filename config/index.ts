@@ -116,6 +116,12 @@ export function loadConfig() {
       operationTimeoutMs: int('API_OPERATION_TIMEOUT_MS', 30_000),
       /** Signs the demo storefront's session cookie; empty = a random key per process (sessions end on restart). */
       storeSessionSecret: secret('STORE_SESSION_SECRET', ''),
+      /**
+       * Token bucket per API key (api/rate-limit.ts): this many requests per second on average,
+       * bursts up to rateLimitBurst; 0 turns it off. Generous by default, so benchmarks are not throttled.
+       */
+      rateLimitPerSecond: int('API_RATE_LIMIT_PER_SECOND', 1_000),
+      rateLimitBurst: int('API_RATE_LIMIT_BURST', 2_000),
     },
   };
 }

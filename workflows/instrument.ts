@@ -53,6 +53,7 @@ import {
   refundUpdate,
   settleUpdate,
   snapshotQuery,
+  operationResultQuery,
   transactionStatusChangedSignal,
   UpdateRejection,
   voidUpdate,
@@ -258,6 +259,11 @@ class Instrument {
 
   listen(): void {
     setHandler(snapshotQuery, () => this.describe());
+    setHandler(operationResultQuery, ({ operation, id }) => {
+      if (operation === 'close') return null; // close answers with the instrument's state, not a record
+      const entry = this.processed.get(operationRef(operation, id));
+      return entry ? this.resultOf(entry) : null;
+    });
 
     setHandler(authorizationReturnedSignal, async (ret) => {
       if (this.authorizationReceived || this.state !== 'awaitingAuthorization') {

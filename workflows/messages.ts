@@ -199,6 +199,18 @@ export const closeUpdate = defineUpdate<OperationResult, [CloseRequest]>('close'
 
 export const snapshotQuery = defineQuery<InstrumentSnapshot>('snapshot');
 
+/** Which operation to look up: its kind and business id (purchase id, funding id, ...). */
+export interface OperationLookup {
+  operation: OperationResult['operation'];
+  id: string;
+}
+/**
+ * The current result of one operation, by id: how a client follows a purchase that was Pending,
+ * or reads one that rolled out of the snapshot's recent transactions. Null when the instrument
+ * never saw it (or forgot it: the processed-id map is bounded by settings.processedIdLimit).
+ */
+export const operationResultQuery = defineQuery<OperationResult | null, [OperationLookup]>('operationResult');
+
 /**
  * Types of the ApplicationFailures an Update validator or handler rejects with; the API maps them
  * to HTTP statuses (InvalidState → 409, InvalidAmount/InvalidCurrency → 422, LimitExceeded → 422).

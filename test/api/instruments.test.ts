@@ -113,12 +113,12 @@ describe('api: instruments and operations against the real stack (processes)', f
       assert.deepEqual((await get(instrumentId)).body.balance, money('14.02'));
     });
 
-    it('pending at FPS (.13 cents) is 202 with the instrument to follow; the IPN settles it', async () => {
+    it('pending at FPS (.13 cents) is 202 with the purchase to follow; the IPN settles it', async () => {
       const pending = await buy(instrumentId, '1.13', 'pending-1');
       assert.equal(pending.status, 202, pending.text);
       assert.equal(pending.body.outcome, 'pending');
-      assert.equal(pending.headers.get('location'), `/instruments/${instrumentId}`);
-      assert.equal(pending.body.statusUrl, `/instruments/${instrumentId}`);
+      assert.equal(pending.headers.get('location'), `/instruments/${instrumentId}/purchases/pending-1`);
+      assert.equal(pending.body.statusUrl, `/instruments/${instrumentId}/purchases/pending-1`);
       const settled = await until('pending purchase settled', async () => {
         const got = await get(instrumentId);
         return got.body.pending.length === 0 && got;

@@ -202,7 +202,7 @@ const READY_STATES = ['active', 'authorized'];
 
 /** Creates an instrument and approves it at the sandbox; resolves once it takes purchases. */
 export async function activeInstrument(
-  s: Stack,
+  s: Pick<Stack, 'apiUrl' | 'apiKey'>,
   customerId: string,
   body: Record<string, unknown>,
 ): Promise<{ instrumentId: string; workflowId: string; created: Answer }> {
