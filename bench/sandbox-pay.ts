@@ -1,46 +1,54 @@
 // Pay throughput of the FPS sandbox alone: N concurrent keep-alive clients send signed Pay
 // requests (fps/signature.ts, POST, HmacSHA256) for T seconds against one funded prepaid instrument.
+// `npm run bench:sandbox` runs it as part of the suite (bench/sandbox.ts); on its own:
 //
 //   npx tsx bench/sandbox-pay.ts [--concurrency 16] [--seconds 10] [--url http://127.0.0.1:8701]
 //
 // Without --url it starts its own sandbox process (temp data dir, loopback, free port, IPNs off)
 // and removes it afterwards. Prints requests/s and p50/p90/p99 latency, checks the ledger moved
-// exactly once per answered Pay, and writes bench/results/sandbox-pay-<time>.json.
-import { mkdirSync, writeFileSync } from 'node:fs';
+// exactly once per answered Pay.
 import http from 'node:http';
-import os from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { config, DEV_ACCESS_KEY_ID, DEV_SECRET_KEY } from '../config';
+import { DEV_ACCESS_KEY_ID, DEV_SECRET_KEY } from '../config';
 import { buildCbuiUrl } from '../fps/cbui';
 import { formatDecimal } from '../fps/money';
 import { signQueryParams, toQueryString } from '../fps/signature';
+import { cpuMs } from './lib/processes';
+import { distribution, round, type Distribution } from './lib/common';
 import { startSandboxProcess } from './lib/sandbox-process';
 
-const { values } = parseArgs({
-  options: {
-    concurrency: { type: 'string', default: '16' },
-    seconds: { type: 'string', default: '10' },
-    url: { type: 'string' },
-    warmup: { type: 'string', default: '200' },
-  },
-});
-const concurrency = Math.max(1, Number(values.concurrency));
-// Bounded on purpose: this is a loopback smoke benchmark, not a soak test.
-const seconds = Math.min(20, Math.max(1, Number(values.seconds)));
+export interface SandboxPayOptions {
+  concurrency: number;
+  seconds: number;
+  warmup: number;
+  /** An already running sandbox; default: start one. */
+  url?: string;
+}
 
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-const round = (ms: number) => Math.round(ms * 100) / 100;
+export interface SandboxPayResult {
+  concurrency: number;
+  seconds: number;
+  requests: number;
+  errors: number;
+  requestsPerSecond: number;
+  latencyMs: Distribution;
+  /** CPU ms the sandbox process used per Pay (own process only). */
+  sandboxCpuMsPerPay?: number;
+  ledger: { payments: number; availableBalance?: string; expected: string; ok: boolean };
+}
 
-async function main(): Promise<void> {
-  const own = values.url ? undefined : await startSandboxProcess();
-  const url = (values.url ?? own!.url).replace(/\/$/, '');
-  const host = new URL(url).host;
+export async function runSandboxPay(options: SandboxPayOptions): Promise<SandboxPayResult> {
+  const concurrency = Math.max(1, options.concurrency);
+  // Bounded on purpose: this is a loopback benchmark, not a soak test.
+  const seconds = Math.min(120, Math.max(0.5, options.seconds));
+  const own = options.url ? undefined : await startSandboxProcess();
+  const url = (options.url ?? own!.url).replace(/\/$/, '');
+  const target = new URL(url);
+  const host = target.host;
   // One connection per client, kept alive for the whole run.
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
   const post = (body: string) =>
     new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const target = new URL(url);
       const req = http.request(
         { host: target.hostname, port: target.port, path: '/', method: 'POST', agent, headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) } },
         (res) => {
@@ -103,11 +111,11 @@ async function main(): Promise<void> {
       });
 
     // Warm-up: JIT, connections, SQLite page cache.
-    const warmup = Number(values.warmup);
-    for (let i = 0; i < warmup; i += concurrency) await Promise.all(Array.from({ length: Math.min(concurrency, warmup - i) }, pay));
+    for (let i = 0; i < options.warmup; i += concurrency) await Promise.all(Array.from({ length: Math.min(concurrency, options.warmup - i) }, pay));
 
     const latencies: number[] = [];
     let errors = 0;
+    const cpuBefore = own ? cpuMs(own.pid) : NaN;
     const started = performance.now();
     const deadline = started + seconds * 1000;
     await Promise.all(
@@ -121,44 +129,53 @@ async function main(): Promise<void> {
       }),
     );
     const elapsed = (performance.now() - started) / 1000;
-    latencies.sort((a, b) => a - b);
+    const sandboxCpu = own ? cpuMs(own.pid) - cpuBefore : NaN;
 
     // Every answered Pay moved one cent, once.
     const balance = await call({ Action: 'GetPrepaidBalance', PrepaidInstrumentId: instrument });
     const available = /<AvailableBalance><CurrencyCode>USD<\/CurrencyCode><Value>([\d.]+)<\/Value>/.exec(balance.text)?.[1];
-    const expectedDecimal = formatDecimal(100_000_000 - sequence, 'USD');
-    const ledgerOk = available === expectedDecimal;
-
-    const result = {
-      benchmark: 'sandbox-pay',
-      at: new Date().toISOString(),
-      node: process.version,
-      cpus: os.cpus().length,
-      cpuModel: os.cpus()[0]?.model,
+    const expected = formatDecimal(100_000_000 - sequence, 'USD');
+    return {
       concurrency,
       seconds: round(elapsed),
       requests: latencies.length,
       errors,
       requestsPerSecond: Math.round(latencies.length / elapsed),
-      latencyMs: { p50: round(percentile(latencies, 50)), p90: round(percentile(latencies, 90)), p99: round(percentile(latencies, 99)), max: round(latencies.at(-1) ?? 0) },
-      ledger: { payments: sequence, availableBalance: available, expected: expectedDecimal, ok: ledgerOk },
+      latencyMs: distribution(latencies),
+      sandboxCpuMsPerPay: Number.isFinite(sandboxCpu) ? round(sandboxCpu / latencies.length, 3) : undefined,
+      ledger: { payments: sequence, availableBalance: available, expected, ok: available === expected },
     };
-    console.log(
-      `sandbox Pay: ${result.requestsPerSecond} req/s over ${result.seconds} s with ${concurrency} keep-alive clients ` +
-        `(${result.requests} requests, ${errors} errors); latency p50 ${result.latencyMs.p50} ms, p90 ${result.latencyMs.p90} ms, p99 ${result.latencyMs.p99} ms; ` +
-        `ledger ${ledgerOk ? 'consistent' : `INCONSISTENT (${available} != ${expectedDecimal})`}`,
-    );
-    const dir = path.join(config().root, 'bench', 'results');
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(path.join(dir, `sandbox-pay-${result.at.replace(/[:.]/g, '-')}.json`), `${JSON.stringify(result, null, 2)}\n`);
-    if (!ledgerOk || errors > 0) process.exitCode = 1;
   } finally {
     agent.destroy();
     await own?.stop();
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});
+export function describeSandboxPay(r: SandboxPayResult): string {
+  return (
+    `sandbox Pay: ${r.requestsPerSecond} req/s over ${r.seconds} s with ${r.concurrency} keep-alive clients ` +
+    `(${r.requests} requests, ${r.errors} errors); latency p50 ${r.latencyMs.p50} ms, p90 ${r.latencyMs.p90} ms, p99 ${r.latencyMs.p99} ms; ` +
+    `ledger ${r.ledger.ok ? 'consistent' : `INCONSISTENT (${r.ledger.availableBalance} != ${r.ledger.expected})`}`
+  );
+}
+
+if (require.main === module) {
+  const { values } = parseArgs({
+    options: {
+      concurrency: { type: 'string', default: '16' },
+      seconds: { type: 'string', default: '10' },
+      url: { type: 'string' },
+      warmup: { type: 'string', default: '200' },
+    },
+  });
+  runSandboxPay({ concurrency: Number(values.concurrency), seconds: Number(values.seconds), warmup: Number(values.warmup), url: values.url }).then(
+    (r) => {
+      console.log(describeSandboxPay(r));
+      process.exit(r.ledger.ok && r.errors === 0 ? 0 : 1);
+    },
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}

@@ -98,13 +98,17 @@ function installTestRuntime(): void {
 }
 
 const bundles = new Map<string, Promise<WorkflowBundleWithSourceMap>>();
-/** The webpack bundle of `workflowsPath`, built once per run (it takes seconds). */
-export function bundleTestWorkflows(workflowsPath: string): Promise<WorkflowBundleWithSourceMap> {
-  const key = path.resolve(workflowsPath);
+/**
+ * The webpack bundle of `workflowsPath`, built once per run (it takes seconds). `preloadModules` as
+ * the production worker bundles them (worker/create-worker.ts PRELOADED_WORKFLOW_MODULES).
+ */
+export function bundleTestWorkflows(workflowsPath: string, preloadModules: readonly string[] = []): Promise<WorkflowBundleWithSourceMap> {
+  const resolved = path.resolve(workflowsPath);
+  const key = [resolved, ...preloadModules].join('\n');
   let bundle = bundles.get(key);
   if (!bundle) {
     const { bundleWorkflowCode, DefaultLogger } = workerSdk();
-    bundle = bundleWorkflowCode({ workflowsPath: key, logger: new DefaultLogger('WARN') });
+    bundle = bundleWorkflowCode({ workflowsPath: resolved, preloadModules: [...preloadModules], logger: new DefaultLogger('WARN') });
     bundles.set(key, bundle);
     // A broken workflow file should fail each test that asks, not be cached as a rejection forever.
     bundle.catch(() => bundles.delete(key));
@@ -120,6 +124,8 @@ export function uniqueTaskQueue(prefix = 'test'): string {
 export type TestWorkerOptions = Partial<Omit<WorkerOptions, 'connection' | 'workflowsPath' | 'workflowBundle'>> & {
   /** Module exporting the workflow functions, e.g. require.resolve('./fixtures/smoke-workflows'). */
   workflowsPath: string;
+  /** Bundle option: modules shared by all workflows of a thread (see bundleTestWorkflows). */
+  preloadModules?: readonly string[];
   /** Default: a fresh uniqueTaskQueue(). */
   taskQueue?: string;
   activities?: object;
@@ -136,10 +142,10 @@ const liveWorkers = new Set<TestWorker>();
 
 /** A Worker on the run's server, polling until stop() (or the global teardown). */
 export async function startTestWorker(options: TestWorkerOptions): Promise<TestWorker> {
-  const { workflowsPath, taskQueue = uniqueTaskQueue(), ...rest } = options;
+  const { workflowsPath, preloadModules, taskQueue = uniqueTaskQueue(), ...rest } = options;
   const [connection, workflowBundle, t] = await Promise.all([
     testNativeConnection(),
-    bundleTestWorkflows(workflowsPath),
+    bundleTestWorkflows(workflowsPath, preloadModules),
     getTestTemporal(),
   ]);
   const worker = await workerSdk().Worker.create({ ...rest, connection, namespace: t.namespace, taskQueue, workflowBundle });

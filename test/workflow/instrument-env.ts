@@ -32,7 +32,7 @@ import {
   type InstrumentSnapshot,
 } from '../../workflows/messages';
 import type { instrumentWorkflow } from '../../workflows';
-import { WORKFLOWS_PATH } from '../../worker/create-worker';
+import { PRELOADED_WORKFLOW_MODULES, WORKFLOWS_PATH } from '../../worker/create-worker';
 import { freePort, spawnService, type Service } from '../support/processes';
 import { startTestWorker, testClient, uniqueTaskQueue, type TestWorker } from '../support/temporal';
 
@@ -157,7 +157,7 @@ export function sandboxActivities(sandboxUrl: string, timeoutMs = 5_000) {
 
 /** An in-process worker for the instrument workflow on its own task queue. */
 export function startInstrumentWorker(sandboxUrl: string, taskQueue = uniqueTaskQueue('instr')): Promise<TestWorker> {
-  return startTestWorker({ workflowsPath: WORKFLOWS_PATH, taskQueue, activities: sandboxActivities(sandboxUrl) });
+  return startTestWorker({ workflowsPath: WORKFLOWS_PATH, preloadModules: PRELOADED_WORKFLOW_MODULES, taskQueue, activities: sandboxActivities(sandboxUrl) });
 }
 
 /** The worker as its own process (worker/main.ts, as `npm start` runs it), for crash tests. */

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from '@temporalio/worker';
-import { WORKFLOWS_PATH } from '../../worker/create-worker';
+import { PRELOADED_WORKFLOW_MODULES, WORKFLOWS_PATH } from '../../worker/create-worker';
 import { bundleTestWorkflows, testNativeConnection } from '../support/temporal';
 import { HISTORIES_DIR, readHistory } from './instrument-env';
 
@@ -16,7 +16,7 @@ describe('replay of saved instrument histories', function () {
     const files = readdirSync(HISTORIES_DIR).filter((f) => f.endsWith('.json')).sort();
     assert.ok(files.length >= 5, `expected the lifecycle histories, found ${files.length}`);
     await testNativeConnection(); // installs the test Runtime (quiet logger) before the replay worker
-    const workflowBundle = await bundleTestWorkflows(WORKFLOWS_PATH);
+    const workflowBundle = await bundleTestWorkflows(WORKFLOWS_PATH, PRELOADED_WORKFLOW_MODULES);
     const histories = files.map((file) => ({ workflowId: path.basename(file, '.json'), history: readHistory(path.join(HISTORIES_DIR, file)) }));
     const failures: string[] = [];
     let replayed = 0;

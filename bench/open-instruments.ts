@@ -1,0 +1,138 @@
+// 4. Open instruments: BENCH_OPEN_INSTRUMENTS (default 10,000) postpaid instruments created through
+// the API and authorized at the sandbox CBUI, then left idle — each workflow open and waiting on its
+// settlement-cycle timer. Reports the time to start them, the RSS (VmRSS, /proc/<pid>/status) of the
+// worker and of the Temporal server (and peaks, VmHWM), and the latency of a purchase on a random
+// idle instrument afterwards (most are no longer in the worker's cache: the first task replays).
+// Target: worker RSS <= 1.5 GB.
+import { distribution, log, machine, pool, round, setting, sleep, SMOKE, table, target, type BenchResult } from './lib/common';
+import { approve, countInState, createInstrument } from './lib/instruments';
+import { CpuMeter, memory, type Memory } from './lib/processes';
+import { startStack } from './lib/stack';
+
+export const name = 'open-instruments';
+
+const GB = 1024; // MiB
+
+export async function run(): Promise<BenchResult> {
+  const count = setting('BENCH_OPEN_INSTRUMENTS', 10_000, 20, { min: 1, max: 100_000 });
+  const concurrency = setting('BENCH_CREATE_CONCURRENCY', 32, 4, { min: 1, max: 256 });
+  const maxSeconds = setting('BENCH_OPEN_MAX_SECONDS', 1_800, 60, { min: 10 });
+  const idleSeconds = setting('BENCH_OPEN_IDLE_SECONDS', 15, 1);
+  const probes = setting('BENCH_OPEN_PROBES', 200, 5);
+  // The worker's sticky cache as configured (TEMPORAL_WORKER_MAX_CACHED_WORKFLOWS), unless BENCH_OPEN_CACHE says otherwise.
+  const cache = process.env.BENCH_OPEN_CACHE;
+  const stack = await startStack({ label: name, workerEnv: cache ? { TEMPORAL_WORKER_MAX_CACHED_WORKFLOWS: cache } : undefined });
+  try {
+    const ids: string[] = [];
+    const customers = `bench-open-${Date.now().toString(36)}-`;
+    const peaks = { worker: 0, temporal: 0 };
+    const sampler = setInterval(() => {
+      peaks.worker = Math.max(peaks.worker, memory(stack.pids.worker).rssMiB || 0);
+      if (stack.pids.temporal) peaks.temporal = Math.max(peaks.temporal, memory(stack.pids.temporal).rssMiB || 0);
+    }, 1_000);
+    const before = { worker: memory(stack.pids.worker), temporal: stack.pids.temporal ? memory(stack.pids.temporal) : undefined };
+    log(`${name}: starting ${count} postpaid instruments through the API (create, CBUI approval, /fps/return), ${concurrency} at a time`);
+    const meter = new CpuMeter({ worker: stack.pids.worker, api: stack.pids.api, sandbox: stack.pids.sandbox, bench: process.pid, ...(stack.pids.temporal ? { temporal: stack.pids.temporal } : {}) });
+    meter.start();
+    const started = performance.now();
+    const deadline = started + maxSeconds * 1000;
+    let lastReport = started;
+    const created = await pool(
+      count,
+      concurrency,
+      async (i) => {
+        const { instrumentId, authorizationUrl } = await createInstrument(stack, `${customers}${i}`, { type: 'postpaid', creditLimit: '100.00', globalAmountLimit: '1000.00', currency: 'USD' });
+        await approve(stack, authorizationUrl);
+        ids.push(instrumentId);
+        if (performance.now() - lastReport > 30_000) {
+          lastReport = performance.now();
+          log(`${name}: ${ids.length} started, ${Math.round(ids.length / ((lastReport - started) / 1000))}/s, worker RSS ${memory(stack.pids.worker).rssMiB} MiB`);
+        }
+      },
+      deadline,
+    );
+    const startSeconds = (performance.now() - started) / 1000;
+    // Authorized = the workflow processed the signal and published InstrumentState=active (visibility).
+    let active = 0;
+    while (performance.now() < deadline) {
+      active = await countInState(stack, 'active', customers);
+      if (active >= created) break;
+      await sleep(500);
+    }
+    const activeSeconds = (performance.now() - started) / 1000;
+    const cpu = meter.read();
+    log(`${name}: ${created} started in ${round(startSeconds, 1)} s, ${active} active after ${round(activeSeconds, 1)} s; idle ${idleSeconds} s`);
+    await sleep(idleSeconds * 1000);
+    clearInterval(sampler);
+    const idle: Record<string, Memory | undefined> = {
+      worker: memory(stack.pids.worker),
+      temporal: stack.pids.temporal ? memory(stack.pids.temporal) : undefined,
+      api: memory(stack.pids.api),
+      sandbox: memory(stack.pids.sandbox),
+    };
+
+    // A purchase on random idle instruments: most have left the worker's cache and are replayed first.
+    const probeLatency: number[] = [];
+    const statuses: Record<string, number> = {};
+    await pool(Math.min(probes, ids.length), 1, async (i) => {
+      const instrumentId = ids[Math.floor(Math.random() * ids.length)];
+      const t0 = performance.now();
+      const r = await stack.api.request('POST', `/instruments/${instrumentId}/purchases`, '{"amount":"0.01","currency":"USD"}', { 'idempotency-key': `probe-${i}` });
+      probeLatency.push(performance.now() - t0);
+      statuses[r.status] = (statuses[r.status] ?? 0) + 1;
+    });
+    const probe = distribution(probeLatency);
+    const after = { worker: memory(stack.pids.worker), temporal: stack.pids.temporal ? memory(stack.pids.temporal) : undefined };
+
+    const perInstrumentKiB = round(((idle.worker!.rssMiB - before.worker.rssMiB) * 1024) / Math.max(1, created), 1);
+    console.log(
+      table([
+        ['instruments', 'start s', 'per s', 'all active s', 'worker RSS MiB', 'worker peak MiB', 'server RSS MiB', 'server peak MiB', 'API RSS MiB', 'sandbox RSS MiB'],
+        [
+          created,
+          round(startSeconds, 1),
+          Math.round(created / startSeconds),
+          round(activeSeconds, 1),
+          idle.worker!.rssMiB,
+          idle.worker!.peakMiB,
+          idle.temporal?.rssMiB ?? 'external',
+          idle.temporal?.peakMiB ?? 'external',
+          idle.api!.rssMiB,
+          idle.sandbox!.rssMiB,
+        ],
+      ]),
+    );
+    console.log(
+      table([
+        ['purchase on a random idle instrument', 'n', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'statuses'],
+        ['', probe.n, probe.p50, probe.p95, probe.p99, probe.max, JSON.stringify(statuses)],
+      ]),
+    );
+    return {
+      benchmark: name,
+      at: new Date().toISOString(),
+      smoke: SMOKE,
+      machine: machine(stack.temporalCli),
+      settings: { instruments: count, type: 'postpaid (30-day settlement timer)', createConcurrency: concurrency, idleSeconds, probes, worker: stack.workerSettings, logLevel: stack.logLevel },
+      results: {
+        created,
+        active,
+        startSeconds: round(startSeconds, 1),
+        startedPerSecond: Math.round(created / startSeconds),
+        allActiveSeconds: round(activeSeconds, 1),
+        cpuMsPerInstrument: Object.fromEntries(Object.entries(cpu.cpuMs).map(([k, v]) => [k, round(v / Math.max(1, created), 2)])),
+        otherLoadPercent: round((100 * cpu.otherMs) / (cpu.wallMs * machine().nproc), 1),
+        memoryMiB: { before, idle, afterProbes: after, sampledPeaks: peaks },
+        workerRssGrowthPerInstrumentKiB: perInstrumentKiB,
+        idlePurchaseLatencyMs: probe,
+        idlePurchaseStatuses: statuses,
+      },
+      targets: [
+        target(`worker RSS with ${created} open instruments`, '<= 1.5 GB', `${idle.worker!.rssMiB} MiB (peak ${idle.worker!.peakMiB})`, created === count && idle.worker!.peakMiB <= 1.5 * GB),
+        target('every instrument authorized and waiting', `${count}`, `${active}`, active === count),
+      ],
+    };
+  } finally {
+    await stack.stop();
+  }
+}
