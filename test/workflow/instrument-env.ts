@@ -13,7 +13,7 @@ import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { createFpsActivities } from '../../activities/fps-activities';
-import { DEV_ACCESS_KEY_ID, DEV_SECRET_KEY } from '../../config';
+import { config, DEV_ACCESS_KEY_ID, DEV_SECRET_KEY } from '../../config';
 import { CallbackVerifier } from '../../fps/callback-verifier';
 import { buildCbuiUrl, parseCbuiReturn, type CbuiPipeline, type CbuiRequest } from '../../fps/cbui';
 import { callerReferenceFor } from '../../fps/caller-reference';
@@ -293,7 +293,9 @@ export async function saveHistory(handle: InstrumentHandle, name: string): Promi
   if (existsSync(file) && process.env.UPDATE_HISTORIES !== '1') return;
   mkdirSync(HISTORIES_DIR, { recursive: true });
   const history = await handle.fetchHistory();
-  writeFileSync(file, `${JSON.stringify(JSON.parse(historyToJSON(history)), null, 1)}\n`);
+  // Failure stack traces name this checkout's absolute path: keep the committed files machine-neutral.
+  const json = JSON.stringify(JSON.parse(historyToJSON(history)), null, 1).split(`${config().root}${path.sep}`).join('./');
+  writeFileSync(file, `${json}\n`);
 }
 
 export const readHistory = (file: string): unknown => JSON.parse(readFileSync(file, 'utf8'));
