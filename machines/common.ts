@@ -77,3 +77,19 @@ export const outcomeRef = (event: InstrumentEvent): string | undefined =>
   event.type === 'TRANSACTION_SUCCEEDED' || event.type === 'TRANSACTION_PENDING' || event.type === 'TRANSACTION_FAILED'
     ? event.ref
     : undefined;
+
+/** Why an instrument closed, for the lifecycle events every machine shares; undefined for any other event. */
+export function closeReasonFor(event: InstrumentEvent): string | undefined {
+  switch (event.type) {
+    case 'AUTHORIZATION_ABORTED':
+      return 'authorization aborted by the buyer';
+    case 'AUTHORIZATION_FAILED':
+      return `authorization failed: ${event.reason}`;
+    case 'CLOSE':
+      return event.reason ?? 'closed on request';
+    case 'EXPIRE':
+      return 'expired';
+    default:
+      return undefined;
+  }
+}

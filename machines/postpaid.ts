@@ -13,6 +13,7 @@ import {
   withPending,
   type BaseContext,
   type InstrumentEvent,
+  closeReasonFor,
 } from './common';
 
 export interface PostpaidInput {
@@ -165,20 +166,9 @@ export const postpaidMachine = setup({
     }),
     markExpired: assign({ expired: true }),
     recordCloseReason: assign(({ event }) => {
-      switch (event.type) {
-        case 'AUTHORIZATION_ABORTED':
-          return { closeReason: 'authorization aborted by the buyer' };
-        case 'AUTHORIZATION_FAILED':
-          return { closeReason: `authorization failed: ${event.reason}` };
-        case 'CLOSE':
-          return { closeReason: event.reason ?? 'closed on request' };
-        case 'EXPIRE':
-          return { closeReason: 'expired' };
-        case 'TRANSACTION_SUCCEEDED':
-          return { closeReason: 'expired; debt settled' };
-        default:
-          return {};
-      }
+      // Expiry closes a postpaid account once its last settlement succeeds.
+      const closeReason = event.type === 'TRANSACTION_SUCCEEDED' ? 'expired; debt settled' : closeReasonFor(event);
+      return closeReason === undefined ? {} : { closeReason };
     }),
   },
 }).createMachine({

@@ -11,6 +11,7 @@ import {
   withPending,
   type BaseContext,
   type InstrumentEvent,
+  closeReasonFor,
 } from './common';
 
 export interface PrepaidInput {
@@ -112,18 +113,8 @@ export const prepaidMachine = setup({
         : {},
     ),
     recordCloseReason: assign(({ event }) => {
-      switch (event.type) {
-        case 'AUTHORIZATION_ABORTED':
-          return { closeReason: 'authorization aborted by the buyer' };
-        case 'AUTHORIZATION_FAILED':
-          return { closeReason: `authorization failed: ${event.reason}` };
-        case 'CLOSE':
-          return { closeReason: event.reason ?? 'closed on request' };
-        case 'EXPIRE':
-          return { closeReason: 'expired' };
-        default:
-          return {};
-      }
+      const closeReason = closeReasonFor(event);
+      return closeReason === undefined ? {} : { closeReason };
     }),
   },
 }).createMachine({
