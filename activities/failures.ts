@@ -14,7 +14,11 @@ export interface FpsFailureDetails {
 }
 
 /** The FPS error an ApplicationFailure from the FPS activities carries, if it is one. */
-export function fpsFailureDetails(failure: { type?: string | null; message?: string; details?: unknown[] | null }): FpsFailureDetails | undefined {
+export function fpsFailureDetails(failure: {
+  type?: string | null;
+  message?: string;
+  details?: unknown[] | null;
+}): FpsFailureDetails | undefined {
   if (!failure.type?.startsWith(FPS_FAILURE_PREFIX)) return undefined;
   const details = failure.details?.[0] as FpsFailureDetails | undefined;
   return details ?? { code: failure.type.slice(FPS_FAILURE_PREFIX.length), message: failure.message ?? '' };

@@ -5,7 +5,14 @@
 // answers become non-retryable ApplicationFailures of type `FpsError:<Code>` for the workflow to map.
 import { activityInfo, ApplicationFailure } from '@temporalio/activity';
 import type { Logger } from 'pino';
-import type { FpsAction, FpsRequest, FpsResult, PaymentGateway, TransactionResult, TransactionStatus } from '../fps/actions';
+import type {
+  FpsAction,
+  FpsRequest,
+  FpsResult,
+  PaymentGateway,
+  TransactionResult,
+  TransactionStatus,
+} from '../fps/actions';
 import { isFpsError } from '../fps/errors';
 import { formatDecimal, type Money } from '../fps/money';
 
@@ -124,13 +131,21 @@ export function createFpsActivities(gateway: PaymentGateway, options: FpsActivit
       instrumentId: trace.instrumentId,
       action,
       callerReference: trace.callerReference,
-      amount: trace.amount ? `${trace.amount.currency} ${formatDecimal(trace.amount.amount, trace.amount.currency)}` : undefined,
+      amount: trace.amount
+        ? `${trace.amount.currency} ${formatDecimal(trace.amount.amount, trace.amount.currency)}`
+        : undefined,
     };
     try {
       const result = (await gateway.call(action, request)) as FpsResult<A> & { requestId?: string };
       const tx = result as Partial<TransactionResult>;
       logger?.info(
-        { ...fields, transactionId: tx.transactionId, transactionStatus: tx.transactionStatus, requestId: result.requestId, ms: Math.round(performance.now() - started) },
+        {
+          ...fields,
+          transactionId: tx.transactionId,
+          transactionStatus: tx.transactionStatus,
+          requestId: result.requestId,
+          ms: Math.round(performance.now() - started),
+        },
         'fps call',
       );
       return result;
@@ -144,8 +159,20 @@ export function createFpsActivities(gateway: PaymentGateway, options: FpsActivit
       logger?.error({ ...fields, err, ms: Math.round(ms) }, 'fps call failed unexpectedly');
       return err;
     }
-    const details: FpsFailureDetails = { code: err.code, message: err.message, requestId: err.requestId, httpStatus: err.httpStatus };
-    const logFields = { ...fields, code: err.code, requestId: err.requestId, httpStatus: err.httpStatus, retryable: err.retryable, ms: Math.round(ms) };
+    const details: FpsFailureDetails = {
+      code: err.code,
+      message: err.message,
+      requestId: err.requestId,
+      httpStatus: err.httpStatus,
+    };
+    const logFields = {
+      ...fields,
+      code: err.code,
+      requestId: err.requestId,
+      httpStatus: err.httpStatus,
+      retryable: err.retryable,
+      ms: Math.round(ms),
+    };
     if (err.retryable) {
       logger?.warn(logFields, 'fps call failed; will retry with the same CallerReference');
       return ApplicationFailure.retryable(err.message, fpsFailureType(err.code), details);
@@ -174,7 +201,9 @@ export function createFpsActivities(gateway: PaymentGateway, options: FpsActivit
     const cause = err instanceof ApplicationFailure ? (err.details?.[0] as FpsFailureDetails | undefined) : undefined;
     if (cause?.code !== 'InvalidTransactionState') return undefined;
     const status = await call('GetTransactionStatus', { transactionId }, trace);
-    return status.transactionStatus === done ? { transactionId: status.transactionId, transactionStatus: status.transactionStatus } : undefined;
+    return status.transactionStatus === done
+      ? { transactionId: status.transactionId, transactionStatus: status.transactionStatus }
+      : undefined;
   }
 
   const money = (r: TransactionResult & { requestId?: string }): MoneyResult => ({
@@ -188,7 +217,12 @@ export function createFpsActivities(gateway: PaymentGateway, options: FpsActivit
       return money(
         await call(
           'Pay',
-          { senderTokenId: input.senderTokenId, transactionAmount: input.amount, callerReference: input.callerReference, senderDescription: input.description },
+          {
+            senderTokenId: input.senderTokenId,
+            transactionAmount: input.amount,
+            callerReference: input.callerReference,
+            senderDescription: input.description,
+          },
           input,
         ),
       );
@@ -198,7 +232,12 @@ export function createFpsActivities(gateway: PaymentGateway, options: FpsActivit
       return money(
         await call(
           'Reserve',
-          { senderTokenId: input.senderTokenId, transactionAmount: input.amount, callerReference: input.callerReference, senderDescription: input.description },
+          {
+            senderTokenId: input.senderTokenId,
+            transactionAmount: input.amount,
+            callerReference: input.callerReference,
+            senderDescription: input.description,
+          },
           input,
         ),
       );
@@ -206,7 +245,13 @@ export function createFpsActivities(gateway: PaymentGateway, options: FpsActivit
 
     async settle(input: SettleInput): Promise<MoneyResult> {
       try {
-        return money(await call('Settle', { reserveTransactionId: input.reserveTransactionId, transactionAmount: input.amount }, input));
+        return money(
+          await call(
+            'Settle',
+            { reserveTransactionId: input.reserveTransactionId, transactionAmount: input.amount },
+            input,
+          ),
+        );
       } catch (err) {
         const done = await alreadyDone(err, input.reserveTransactionId, input, 'Success');
         if (done) return done;
@@ -216,13 +261,19 @@ export function createFpsActivities(gateway: PaymentGateway, options: FpsActivit
 
     async refund(input: RefundInput): Promise<MoneyResult> {
       return money(
-        await call('Refund', { transactionId: input.transactionId, callerReference: input.callerReference, refundAmount: input.amount }, input),
+        await call(
+          'Refund',
+          { transactionId: input.transactionId, callerReference: input.callerReference, refundAmount: input.amount },
+          input,
+        ),
       );
     },
 
     async cancel(input: CancelInput): Promise<MoneyResult> {
       try {
-        return money(await call('Cancel', { transactionId: input.transactionId, description: input.description }, input));
+        return money(
+          await call('Cancel', { transactionId: input.transactionId, description: input.description }, input),
+        );
       } catch (err) {
         const done = await alreadyDone(err, input.transactionId, input, 'Cancelled');
         if (done) return done;
@@ -264,7 +315,11 @@ export function createFpsActivities(gateway: PaymentGateway, options: FpsActivit
       return money(
         await call(
           'WriteOffDebt',
-          { creditInstrumentId: input.creditInstrumentId, adjustmentAmount: input.amount, callerReference: input.callerReference },
+          {
+            creditInstrumentId: input.creditInstrumentId,
+            adjustmentAmount: input.amount,
+            callerReference: input.callerReference,
+          },
           input,
         ),
       );

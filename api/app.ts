@@ -97,7 +97,8 @@ export function createApp(deps: AppDeps): Express {
 /** A body that is not JSON on a JSON route is refused rather than silently ignored. */
 const jsonOnly: RequestHandler = (req, _res, next) => {
   const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
-  if (hasBody && !req.is('application/json')) throw new ProblemError(415, 'unsupported_media_type', 'send the body as application/json');
+  if (hasBody && !req.is('application/json'))
+    throw new ProblemError(415, 'unsupported_media_type', 'send the body as application/json');
   next();
 };
 
@@ -117,7 +118,10 @@ const securityHeaders: RequestHandler = (_req, res, next) => {
 function requestLog(logger: Logger): RequestHandler {
   return (req, res, next) => {
     const started = process.hrtime.bigint();
-    const requestId = typeof req.headers['x-request-id'] === 'string' && /^[\w.-]{1,64}$/.test(req.headers['x-request-id']) ? req.headers['x-request-id'] : randomUUID();
+    const requestId =
+      typeof req.headers['x-request-id'] === 'string' && /^[\w.-]{1,64}$/.test(req.headers['x-request-id'])
+        ? req.headers['x-request-id']
+        : randomUUID();
     res.setHeader('X-Request-Id', requestId);
     res.on('finish', () => {
       const { instrumentId, purchaseId, operationId, customerId } = res.locals;
@@ -161,7 +165,9 @@ function errorHandler(logger: Logger): ErrorRequestHandler {
       // A client error from Express or body-parser (a bad %-escape in the path, a body that is not
       // the gzip it claims): their messages are safe, but ours are consistent.
       const known = typeof err.type === 'string' ? BODY_PARSER_ERRORS[err.type] : undefined;
-      problem = known ? new ProblemError(known.status, known.code, known.detail) : new ProblemError(400, 'malformed_request', 'the request could not be read');
+      problem = known
+        ? new ProblemError(known.status, known.code, known.detail)
+        : new ProblemError(400, 'malformed_request', 'the request could not be read');
     } else {
       logger.error({ err, method: req.method, path: req.originalUrl.split('?')[0] }, 'unexpected error');
       problem = new ProblemError(500, 'internal_error', 'unexpected error; it has been logged');

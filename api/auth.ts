@@ -8,7 +8,10 @@ import { ProblemError } from './problem';
 const digest = (key: string) => createHash('sha256').update(key, 'utf8').digest();
 
 /** The key a request presents, or undefined. */
-export function presentedApiKey(headers: { 'x-api-key'?: string | string[]; authorization?: string }): string | undefined {
+export function presentedApiKey(headers: {
+  'x-api-key'?: string | string[];
+  authorization?: string;
+}): string | undefined {
   const header = headers['x-api-key'];
   if (typeof header === 'string' && header !== '') return header;
   const match = /^Bearer\s+(\S+)\s*$/i.exec(headers.authorization ?? '');
@@ -33,9 +36,12 @@ export function requireApiKey(keys: readonly string[]): RequestHandler {
   return (req, _res, next) => {
     const presented = presentedApiKey(req.headers as Parameters<typeof presentedApiKey>[0]);
     if (presented === undefined) {
-      throw new ProblemError(401, 'missing_api_key', 'send the API key in X-Api-Key or Authorization: Bearer', { headers: challenge });
+      throw new ProblemError(401, 'missing_api_key', 'send the API key in X-Api-Key or Authorization: Bearer', {
+        headers: challenge,
+      });
     }
-    if (!matches(presented)) throw new ProblemError(401, 'invalid_api_key', 'the API key is not valid', { headers: challenge });
+    if (!matches(presented))
+      throw new ProblemError(401, 'invalid_api_key', 'the API key is not valid', { headers: challenge });
     next();
   };
 }

@@ -21,9 +21,14 @@ export function idempotencyKey(req: Request): string | undefined {
   if (raw === undefined) return undefined;
   const parsed = IdempotencyKeyHeader.safeParse(raw);
   if (!parsed.success) {
-    throw new ProblemError(422, 'validation_failed', 'Idempotency-Key must be 1-64 characters of letters, digits, "_", "." and "-"', {
-      field: 'Idempotency-Key',
-    });
+    throw new ProblemError(
+      422,
+      'validation_failed',
+      'Idempotency-Key must be 1-64 characters of letters, digits, "_", "." and "-"',
+      {
+        field: 'Idempotency-Key',
+      },
+    );
   }
   return parsed.data;
 }
@@ -32,7 +37,10 @@ export function idempotencyKey(req: Request): string | undefined {
 export function flatParams(source: unknown): Record<string, string> {
   const params: Record<string, string> = {};
   for (const [name, value] of Object.entries((source ?? {}) as Record<string, unknown>)) {
-    if (typeof value !== 'string') throw new ProblemError(400, 'malformed_request', `parameter ${name} must appear once, as a plain value`, { field: name });
+    if (typeof value !== 'string')
+      throw new ProblemError(400, 'malformed_request', `parameter ${name} must appear once, as a plain value`, {
+        field: name,
+      });
     params[name] = value;
   }
   return params;

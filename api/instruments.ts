@@ -91,9 +91,14 @@ export class Instruments {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw temporalProblem(err, input.instrumentId);
       const existing = await this.describe(input.instrumentId);
       if (existing.memo.requestFingerprint !== memo.requestFingerprint) {
-        throw new ProblemError(422, 'idempotency_key_reused', 'this Idempotency-Key already created an instrument with different parameters', {
-          field: 'Idempotency-Key',
-        });
+        throw new ProblemError(
+          422,
+          'idempotency_key_reused',
+          'this Idempotency-Key already created an instrument with different parameters',
+          {
+            field: 'Idempotency-Key',
+          },
+        );
       }
       return { created: false };
     }
@@ -102,7 +107,8 @@ export class Instruments {
   async describe(instrumentId: string): Promise<InstrumentDescription> {
     try {
       const d = await this.withTimeout(() => this.handle(instrumentId).describe());
-      if (d.type !== INSTRUMENT_WORKFLOW_TYPE) throw new ProblemError(404, 'instrument_not_found', `no instrument ${instrumentId}`);
+      if (d.type !== INSTRUMENT_WORKFLOW_TYPE)
+        throw new ProblemError(404, 'instrument_not_found', `no instrument ${instrumentId}`);
       return {
         instrumentId,
         workflowId: d.workflowId,
@@ -129,17 +135,29 @@ export class Instruments {
    * Runs one Update to completion. `operationId` is the Update id: the same id returns the same
    * result (the workflow also remembers processed ids across continue-as-new).
    */
-  async operate<Req>(instrumentId: string, update: UpdateDefinition<OperationResult, [Req]>, request: Req, operationId: string): Promise<OperationResult> {
+  async operate<Req>(
+    instrumentId: string,
+    update: UpdateDefinition<OperationResult, [Req]>,
+    request: Req,
+    operationId: string,
+  ): Promise<OperationResult> {
     const handle = this.handle(instrumentId);
     for (let attempt = 0; ; attempt++) {
       let result: OperationResult;
       try {
         result = await this.withTimeout(() => handle.executeUpdate(update, { args: [request], updateId: operationId }));
       } catch (err) {
-        const busy = isResourceExhausted(err) ? 'too many in flight' : isUnprocessedUpdate(err) ? 'not processed by a workflow task' : undefined;
+        const busy = isResourceExhausted(err)
+          ? 'too many in flight'
+          : isUnprocessedUpdate(err)
+            ? 'not processed by a workflow task'
+            : undefined;
         if (busy && attempt < this.#busyRetries) {
           const wait = this.#busyBackoffMs * 2 ** attempt * (0.5 + Math.random());
-          this.logger.warn({ instrumentId, operationId, attempt, waitMs: Math.round(wait), reason: busy }, 'update refused, retrying with the same id');
+          this.logger.warn(
+            { instrumentId, operationId, attempt, waitMs: Math.round(wait), reason: busy },
+            'update refused, retrying with the same id',
+          );
           await sleep(wait);
           continue;
         }
@@ -150,19 +168,29 @@ export class Instruments {
       // an id reused for another operation or amount is the caller's mistake, not a replay.
       const amount = (request as { amount?: number }).amount;
       if (result.operation !== update.name || (amount !== undefined && result.amount !== amount)) {
-        throw new ProblemError(409, 'idempotency_key_reused', `id ${operationId} was already used for a ${result.operation} of ${result.amount} minor units`, {
-          field: 'Idempotency-Key',
-        });
+        throw new ProblemError(
+          409,
+          'idempotency_key_reused',
+          `id ${operationId} was already used for a ${result.operation} of ${result.amount} minor units`,
+          {
+            field: 'Idempotency-Key',
+          },
+        );
       }
       // Pending when the Update answered, maybe decided since (the Update keeps its first answer,
       // even for a retry with the same id): the operation's current record says.
-      if (result.outcome === 'pending') return (await this.operationResult(instrumentId, result.operation, result.id)) ?? result;
+      if (result.outcome === 'pending')
+        return (await this.operationResult(instrumentId, result.operation, result.id)) ?? result;
       return result;
     }
   }
 
   /** The current result of one operation by its id, or null when the instrument has no record of it. */
-  async operationResult(instrumentId: string, operation: OperationResult['operation'], id: string): Promise<OperationResult | null> {
+  async operationResult(
+    instrumentId: string,
+    operation: OperationResult['operation'],
+    id: string,
+  ): Promise<OperationResult | null> {
     try {
       return await this.withTimeout(() => this.handle(instrumentId).query(operationResultQuery, { operation, id }));
     } catch (err) {
@@ -217,7 +245,12 @@ export class Instruments {
     } catch {
       return;
     }
-    if (status !== 'RUNNING') throw new ProblemError(409, 'instrument_closed', `instrument ${instrumentId} is closed (${status.toLowerCase()})`);
+    if (status !== 'RUNNING')
+      throw new ProblemError(
+        409,
+        'instrument_closed',
+        `instrument ${instrumentId} is closed (${status.toLowerCase()})`,
+      );
   }
 
   private withTimeout<T>(fn: () => Promise<T>): Promise<T> {

@@ -30,7 +30,15 @@ async function main(): Promise<void> {
   answerMalformedHttp(server);
   // Longer than a typical load balancer's idle timeout, so it closes first.
   server.keepAliveTimeout = 65_000;
-  logger.info({ url: `http://${cfg.api.host}:${cfg.api.port}`, publicUrl: cfg.api.publicUrl, temporal: address, config: describeConfig(cfg) }, 'api listening');
+  logger.info(
+    {
+      url: `http://${cfg.api.host}:${cfg.api.port}`,
+      publicUrl: cfg.api.publicUrl,
+      temporal: address,
+      config: describeConfig(cfg),
+    },
+    'api listening',
+  );
 
   let stopping = false;
   const shutdown = (signal: NodeJS.Signals) => {

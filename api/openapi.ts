@@ -36,7 +36,10 @@ const SECURITY: Record<RouteSpec['security'], JsonObject[]> = {
 function response(status: number, spec: ResponseSpec | string): JsonObject {
   const r: ResponseSpec = typeof spec === 'string' ? { description: spec } : spec;
   const out: JsonObject = { description: r.description };
-  if (r.headers) out.headers = Object.fromEntries(Object.entries(r.headers).map(([name, description]) => [name, { description, schema: { type: 'string' } }]));
+  if (r.headers)
+    out.headers = Object.fromEntries(
+      Object.entries(r.headers).map(([name, description]) => [name, { description, schema: { type: 'string' } }]),
+    );
   if (r.schema) out.content = { [r.contentType ?? 'application/json']: { schema: schemaRef(r.schema) } };
   else if (status >= 400) out.content = { [PROBLEM_CONTENT_TYPE]: { schema: { $ref: `${COMPONENT_PREFIX}Problem` } } };
   return out;
@@ -48,10 +51,22 @@ function operation(spec: RouteSpec): JsonObject {
     parameters.push({ name, in: 'path', required: true, schema: schemaRef(schema) });
   }
   for (const [name, q] of Object.entries(spec.query ?? {})) {
-    parameters.push({ name, in: 'query', required: q.required ?? false, description: q.description, schema: schemaRef(q.schema) });
+    parameters.push({
+      name,
+      in: 'query',
+      required: q.required ?? false,
+      description: q.description,
+      schema: schemaRef(q.schema),
+    });
   }
   if (spec.idempotencyKey) {
-    parameters.push({ name: 'Idempotency-Key', in: 'header', required: false, schema: schemaRef(IdempotencyKeyHeader), description: IdempotencyKeyHeader.meta()?.description });
+    parameters.push({
+      name: 'Idempotency-Key',
+      in: 'header',
+      required: false,
+      schema: schemaRef(IdempotencyKeyHeader),
+      description: IdempotencyKeyHeader.meta()?.description,
+    });
   }
 
   const responses: Record<string, unknown> = {};
@@ -67,7 +82,10 @@ function operation(spec: RouteSpec): JsonObject {
     all[429] ??= 'More requests than API_RATE_LIMIT_PER_SECOND for this API key (rate_limited); see Retry-After';
   }
   all[500] ??= 'Unexpected error (internal_error); details are logged, not returned';
-  for (const status of Object.keys(all).map(Number).sort((a, b) => a - b)) responses[String(status)] = response(status, all[status]);
+  for (const status of Object.keys(all)
+    .map(Number)
+    .sort((a, b) => a - b))
+    responses[String(status)] = response(status, all[status]);
 
   const op: JsonObject = {
     operationId: spec.operationId,
@@ -88,7 +106,11 @@ function operation(spec: RouteSpec): JsonObject {
 }
 
 export function openApiDocument(routes: readonly RouteSpec[], cfg: Config): JsonObject {
-  const components = z.toJSONSchema(apiSchemas, { uri: (id) => `${COMPONENT_PREFIX}${id}`, io: 'input', unrepresentable: 'any' }) as { schemas: Record<string, JsonObject> };
+  const components = z.toJSONSchema(apiSchemas, {
+    uri: (id) => `${COMPONENT_PREFIX}${id}`,
+    io: 'input',
+    unrepresentable: 'any',
+  }) as { schemas: Record<string, JsonObject> };
   const paths: Record<string, Record<string, unknown>> = {};
   for (const spec of routes) {
     const path = openApiPath(spec.path);
@@ -118,7 +140,12 @@ export function openApiDocument(routes: readonly RouteSpec[], cfg: Config): Json
       securitySchemes: {
         apiKey: { type: 'apiKey', in: 'header', name: 'X-Api-Key' },
         bearer: { type: 'http', scheme: 'bearer', description: 'The same API key as a bearer token' },
-        storeSession: { type: 'apiKey', in: 'cookie', name: 'fps_store_session', description: 'Set by GET /store/api/session' },
+        storeSession: {
+          type: 'apiKey',
+          in: 'cookie',
+          name: 'fps_store_session',
+          description: 'Set by GET /store/api/session',
+        },
       },
     },
   };

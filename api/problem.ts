@@ -91,7 +91,14 @@ export class ProblemError extends Error {
 
   toProblem(): Problem {
     const { headers: _headers, ...extensions } = this.extra;
-    return { type: `/problems/${this.code}`, title: TITLES[this.code], status: this.status, code: this.code, detail: this.message, ...extensions };
+    return {
+      type: `/problems/${this.code}`,
+      title: TITLES[this.code],
+      status: this.status,
+      code: this.code,
+      detail: this.message,
+      ...extensions,
+    };
   }
 }
 
@@ -116,7 +123,13 @@ export function answerMalformedHttp(server: Server): void {
       return;
     }
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
-    const body = JSON.stringify({ type: '/problems/malformed_request', title: TITLES.malformed_request, status, code: 'malformed_request', detail: 'the request is not valid HTTP' });
+    const body = JSON.stringify({
+      type: '/problems/malformed_request',
+      title: TITLES.malformed_request,
+      status,
+      code: 'malformed_request',
+      detail: 'the request is not valid HTTP',
+    });
     socket.end(
       `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     );

@@ -67,9 +67,14 @@ export function rateLimit(options: RateLimitOptions): RequestHandler {
     const retryAfter = Math.max(1, Math.ceil((1 - bucket.tokens) / perSecond));
     sendProblem(
       res,
-      new ProblemError(429, 'rate_limited', `more than ${perSecond} requests per second (bursts of ${capacity}) for this API key; retry after ${retryAfter} s`, {
-        headers: { 'Retry-After': String(retryAfter) },
-      }),
+      new ProblemError(
+        429,
+        'rate_limited',
+        `more than ${perSecond} requests per second (bursts of ${capacity}) for this API key; retry after ${retryAfter} s`,
+        {
+          headers: { 'Retry-After': String(retryAfter) },
+        },
+      ),
     );
   };
 }

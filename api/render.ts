@@ -9,8 +9,13 @@ export interface MoneyJson {
   currency: string;
 }
 
-export const money = (minor: MinorUnits, currency: string): MoneyJson => ({ amount: formatDecimal(minor, currency), minorUnits: minor, currency });
-const optionalMoney = (minor: MinorUnits | undefined, currency: string) => (minor === undefined ? undefined : money(minor, currency));
+export const money = (minor: MinorUnits, currency: string): MoneyJson => ({
+  amount: formatDecimal(minor, currency),
+  minorUnits: minor,
+  currency,
+});
+const optionalMoney = (minor: MinorUnits | undefined, currency: string) =>
+  minor === undefined ? undefined : money(minor, currency);
 
 export const instrumentPath = (instrumentId: string) => `/instruments/${encodeURIComponent(instrumentId)}`;
 
@@ -78,7 +83,9 @@ export function renderOperation(instrumentId: string, r: OperationResult) {
     state: r.state,
     links: {
       instrument: instrumentPath(instrumentId),
-      ...(r.operation === 'purchase' ? { self: `${instrumentPath(instrumentId)}/purchases/${encodeURIComponent(r.id)}` } : {}),
+      ...(r.operation === 'purchase'
+        ? { self: `${instrumentPath(instrumentId)}/purchases/${encodeURIComponent(r.id)}` }
+        : {}),
     },
   };
 }

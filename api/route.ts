@@ -26,7 +26,11 @@ export interface RouteSpec {
   params?: Record<string, z.ZodType>;
   query?: Record<string, { schema: z.ZodType; required?: boolean; description?: string }>;
   idempotencyKey?: boolean;
-  body?: { schema: z.ZodType; contentType?: 'application/json' | 'application/x-www-form-urlencoded'; required?: boolean };
+  body?: {
+    schema: z.ZodType;
+    contentType?: 'application/json' | 'application/x-www-form-urlencoded';
+    required?: boolean;
+  };
   /** Statuses this route answers with; problem responses (4xx/5xx) use the Problem schema. */
   responses: Record<number, ResponseSpec | string>;
   /** Middleware that runs before the handler (after authentication), e.g. a body parser. */

@@ -29,7 +29,10 @@ export const InstrumentId = z
   .min(1)
   .max(40)
   .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "_" and "-"')
-  .meta({ description: 'Instrument id, as returned when the instrument was created', example: 'ins_k3m9q2x7b4t6w8z5c2d4' });
+  .meta({
+    description: 'Instrument id, as returned when the instrument was created',
+    example: 'ins_k3m9q2x7b4t6w8z5c2d4',
+  });
 
 /** Idempotency keys double as operation ids inside CallerReferences (`<instrument>:pay:<id>`). */
 export const OperationId = z
@@ -45,7 +48,11 @@ export const Currency = z
 export const DecimalAmount = z
   .string()
   .max(24)
-  .meta({ description: 'A positive decimal string with at most the currency’s decimals, e.g. "12.50". Numbers are refused: money is never a float.', example: '12.50' });
+  .meta({
+    description:
+      'A positive decimal string with at most the currency’s decimals, e.g. "12.50". Numbers are refused: money is never a float.',
+    example: '12.50',
+  });
 
 const Description = z.string().max(200);
 
@@ -75,7 +82,12 @@ export const ProblemSchema = named(
 // ---- instruments -----------------------------------------------------------------------------
 
 /** A path on this site ("/shop/done") or an absolute URL on an allowed origin (checked in routes). */
-const ReturnTo = z.string().max(512).meta({ description: 'Where the buyer lands after authorization: a path on this site, or a URL on an allowed origin' });
+const ReturnTo = z
+  .string()
+  .max(512)
+  .meta({
+    description: 'Where the buyer lands after authorization: a path on this site, or a URL on an allowed origin',
+  });
 
 const instrumentCommon = {
   currency: Currency,
@@ -87,7 +99,12 @@ export const CreateInstrumentRequest = named(
   'CreateInstrumentRequest',
   z.discriminatedUnion('type', [
     z.strictObject({ type: z.literal('prepaid'), fundingAmount: DecimalAmount, ...instrumentCommon }),
-    z.strictObject({ type: z.literal('postpaid'), creditLimit: DecimalAmount, globalAmountLimit: DecimalAmount, ...instrumentCommon }),
+    z.strictObject({
+      type: z.literal('postpaid'),
+      creditLimit: DecimalAmount,
+      globalAmountLimit: DecimalAmount,
+      ...instrumentCommon,
+    }),
     z.strictObject({
       type: z.literal('single-use'),
       amount: DecimalAmount,
@@ -112,7 +129,9 @@ export const CreatedInstrument = named(
     customerId: z.string(),
     type: z.enum(INSTRUMENT_TYPES as [string, ...string[]]),
     state: z.string(),
-    authorizationUrl: z.string().meta({ description: 'Send the buyer here (the FPS Co-Branded UI) to authorize the instrument' }),
+    authorizationUrl: z
+      .string()
+      .meta({ description: 'Send the buyer here (the FPS Co-Branded UI) to authorize the instrument' }),
     links: InstrumentLinks,
   }),
 );
@@ -169,7 +188,10 @@ export const InstrumentSummary = named(
   }),
 );
 
-export const InstrumentList = named('InstrumentList', z.object({ customerId: z.string(), instruments: z.array(InstrumentSummary) }));
+export const InstrumentList = named(
+  'InstrumentList',
+  z.object({ customerId: z.string(), instruments: z.array(InstrumentSummary) }),
+);
 
 // ---- operations ------------------------------------------------------------------------------
 
@@ -178,17 +200,35 @@ const optionalAmount = { amount: DecimalAmount.optional(), currency: Currency.op
 export const PurchaseRequest = named(
   'PurchaseRequest',
   z.strictObject({
-    purchaseId: OperationId.optional().meta({ description: 'Defaults to the Idempotency-Key header; one of them is required for safe retries' }),
+    purchaseId: OperationId.optional().meta({
+      description: 'Defaults to the Idempotency-Key header; one of them is required for safe retries',
+    }),
     amount: DecimalAmount,
     currency: Currency,
     description: Description.optional(),
   }),
 );
 export const FundRequest = named('FundRequest', z.strictObject({ amount: DecimalAmount, currency: Currency }));
-export const SettleRequest = named('SettleRequest', z.strictObject({ ...optionalAmount }), 'Without an amount, the whole debt');
-export const WriteOffRequest = named('WriteOffRequest', z.strictObject({ ...optionalAmount }), 'Without an amount, the whole debt');
-export const RefundRequest = named('RefundRequest', z.strictObject({ purchaseId: OperationId, ...optionalAmount }), 'Without an amount, everything still refundable');
-export const CaptureRequest = named('CaptureRequest', z.strictObject({ ...optionalAmount }), 'Without an amount, the whole reserved amount');
+export const SettleRequest = named(
+  'SettleRequest',
+  z.strictObject({ ...optionalAmount }),
+  'Without an amount, the whole debt',
+);
+export const WriteOffRequest = named(
+  'WriteOffRequest',
+  z.strictObject({ ...optionalAmount }),
+  'Without an amount, the whole debt',
+);
+export const RefundRequest = named(
+  'RefundRequest',
+  z.strictObject({ purchaseId: OperationId, ...optionalAmount }),
+  'Without an amount, everything still refundable',
+);
+export const CaptureRequest = named(
+  'CaptureRequest',
+  z.strictObject({ ...optionalAmount }),
+  'Without an amount, the whole reserved amount',
+);
 export const VoidRequest = named('VoidRequest', z.strictObject({}));
 export const CloseRequest = named('CloseRequest', z.strictObject({ reason: Description.optional() }));
 
@@ -205,7 +245,10 @@ export const OperationResultSchema = named(
     transactionStatus: z.string().optional(),
     reason: z.object({ code: z.string(), message: z.string() }).optional(),
     state: z.string(),
-    links: z.object({ instrument: z.string(), self: z.string().optional().meta({ description: "purchases: this purchase, to follow a Pending one" }) }),
+    links: z.object({
+      instrument: z.string(),
+      self: z.string().optional().meta({ description: 'purchases: this purchase, to follow a Pending one' }),
+    }),
   }),
 );
 
@@ -219,18 +262,30 @@ export const StoreCreateInstrumentRequest = named(
   ]),
 );
 export const StorePurchaseRequest = named('StorePurchaseRequest', z.strictObject({ itemId: z.string().max(40) }));
-export const CatalogueItem = named('CatalogueItem', z.object({ id: z.string(), name: z.string(), price: Money, note: z.string().optional() }));
+export const CatalogueItem = named(
+  'CatalogueItem',
+  z.object({ id: z.string(), name: z.string(), price: Money, note: z.string().optional() }),
+);
 export const StoreSession = named(
   'StoreSession',
-  z.object({ customerId: z.string(), catalogue: z.array(CatalogueItem), instruments: z.array(InstrumentSummary), temporalUiUrl: z.string() }),
+  z.object({
+    customerId: z.string(),
+    catalogue: z.array(CatalogueItem),
+    instruments: z.array(InstrumentSummary),
+    temporalUiUrl: z.string(),
+  }),
 );
 
 // ---- service ---------------------------------------------------------------------------------
 
-export const Health = named('Health', z.object({ status: z.enum(['ok', 'unavailable']), temporal: z.string().optional() }));
+export const Health = named(
+  'Health',
+  z.object({ status: z.enum(['ok', 'unavailable']), temporal: z.string().optional() }),
+);
 
 /** Optional Idempotency-Key header; becomes the operation id. */
 export const IdempotencyKeyHeader = OperationId.meta({
-  description: 'Makes the POST safe to retry: the same key returns the same result and moves money once. Printable, at most 64 characters of [A-Za-z0-9_.-].',
+  description:
+    'Makes the POST safe to retry: the same key returns the same result and moves money once. Printable, at most 64 characters of [A-Za-z0-9_.-].',
   example: 'order-1001',
 });

@@ -59,12 +59,20 @@ const REJECTIONS: Record<string, { status: number; code: ProblemError['code']; f
 export function temporalProblem(err: unknown, instrumentId?: string): ProblemError {
   if (err instanceof ProblemError) return err;
   if (isUnprocessedUpdate(err)) {
-    return new ProblemError(503, 'too_many_requests', 'the instrument is busy; retry with the same Idempotency-Key', { headers: { 'Retry-After': '1' } });
+    return new ProblemError(503, 'too_many_requests', 'the instrument is busy; retry with the same Idempotency-Key', {
+      headers: { 'Retry-After': '1' },
+    });
   }
   const rejection = updateRejection(err);
   if (rejection) {
     const mapped = REJECTIONS[rejection.type ?? ''];
-    if (mapped) return new ProblemError(mapped.status, mapped.code, rejection.message, mapped.field ? { field: mapped.field } : {});
+    if (mapped)
+      return new ProblemError(
+        mapped.status,
+        mapped.code,
+        rejection.message,
+        mapped.field ? { field: mapped.field } : {},
+      );
     throw err;
   }
   if (err instanceof WorkflowNotFoundError) {
@@ -74,17 +82,29 @@ export function temporalProblem(err: unknown, instrumentId?: string): ProblemErr
     return new ProblemError(409, 'duplicate_id', `instrument ${instrumentId ?? err.workflowId} already exists`);
   }
   if (err instanceof WorkflowUpdateRPCTimeoutOrCancelledError || grpcCode(err) === GRPC_DEADLINE_EXCEEDED) {
-    return new ProblemError(504, 'operation_timeout', 'the operation did not finish in time; retry with the same Idempotency-Key to get its result', {
-      headers: { 'Retry-After': '1' },
-    });
+    return new ProblemError(
+      504,
+      'operation_timeout',
+      'the operation did not finish in time; retry with the same Idempotency-Key to get its result',
+      {
+        headers: { 'Retry-After': '1' },
+      },
+    );
   }
   if (isResourceExhausted(err)) {
-    return new ProblemError(503, 'too_many_requests', 'too many operations in flight on this instrument; retry with the same Idempotency-Key', {
-      headers: { 'Retry-After': '1' },
-    });
+    return new ProblemError(
+      503,
+      'too_many_requests',
+      'too many operations in flight on this instrument; retry with the same Idempotency-Key',
+      {
+        headers: { 'Retry-After': '1' },
+      },
+    );
   }
   if (grpcCode(err) === GRPC_UNAVAILABLE) {
-    return new ProblemError(503, 'temporal_unavailable', 'the workflow service cannot be reached', { headers: { 'Retry-After': '2' } });
+    return new ProblemError(503, 'temporal_unavailable', 'the workflow service cannot be reached', {
+      headers: { 'Retry-After': '2' },
+    });
   }
   throw err;
 }

@@ -18,7 +18,8 @@ type Status = Parameters<GrpcRetryOptions['delayFunction']>[1];
  * RESOURCE_EXHAUSTED, 100 ms for other retryable codes).
  */
 export function initialRetryIntervalMs(status: Pick<Status, 'code' | 'details'>): number {
-  if (status.code === GRPC_RESOURCE_EXHAUSTED) return WORKFLOW_CLOSING.test(status.details ?? '') ? CLOSING_RETRY_INITIAL_MS : 1_000;
+  if (status.code === GRPC_RESOURCE_EXHAUSTED)
+    return WORKFLOW_CLOSING.test(status.details ?? '') ? CLOSING_RETRY_INITIAL_MS : 1_000;
   return 100;
 }
 

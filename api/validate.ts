@@ -5,13 +5,21 @@ import { MoneyError, parseDecimal, type MinorUnits } from '../fps/money';
 import { ProblemError, validationFailed } from './problem';
 
 /** `value` parsed by `schema`, or a 422 naming the first field at fault (`field` names a scalar, e.g. a path parameter). */
-export function parseWith<S extends z.ZodType>(schema: S, value: unknown, options: { field?: string } = {}): z.infer<S> {
+export function parseWith<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  options: { field?: string } = {},
+): z.infer<S> {
   const result = schema.safeParse(value ?? (options.field === undefined ? {} : value));
   if (result.success) return result.data;
   const errors = result.error.issues.map((issue) => {
     const keys = issue.code === 'unrecognized_keys' ? (issue as { keys: string[] }).keys : [];
-    const field = [options.field, ...issue.path.map(String), ...keys.slice(0, 1)].filter(Boolean).join('.') || undefined;
-    const message = issue.code === 'unrecognized_keys' ? `unknown field${keys.length > 1 ? 's' : ''} ${keys.map((k) => JSON.stringify(k)).join(', ')}` : issue.message;
+    const field =
+      [options.field, ...issue.path.map(String), ...keys.slice(0, 1)].filter(Boolean).join('.') || undefined;
+    const message =
+      issue.code === 'unrecognized_keys'
+        ? `unknown field${keys.length > 1 ? 's' : ''} ${keys.map((k) => JSON.stringify(k)).join(', ')}`
+        : issue.message;
     return { field, message };
   });
   const [first] = errors;
@@ -28,7 +36,12 @@ export function minorUnits(value: string, currency: string, field: string): Mino
     amount = parseDecimal(value, currency);
   } catch (e) {
     if (e instanceof MoneyError) {
-      throw new ProblemError(422, e.code === 'InvalidCurrency' ? 'invalid_currency' : 'invalid_amount', `${field}: ${e.message}`, { field });
+      throw new ProblemError(
+        422,
+        e.code === 'InvalidCurrency' ? 'invalid_currency' : 'invalid_amount',
+        `${field}: ${e.message}`,
+        { field },
+      );
     }
     throw e;
   }
@@ -37,7 +50,10 @@ export function minorUnits(value: string, currency: string, field: string): Mino
 }
 
 /** An optional amount: both amount and currency, or neither. */
-export function optionalMinorUnits(body: { amount?: string; currency?: string }): { amount: MinorUnits; currency: string } | undefined {
+export function optionalMinorUnits(body: {
+  amount?: string;
+  currency?: string;
+}): { amount: MinorUnits; currency: string } | undefined {
   if (body.amount === undefined) {
     if (body.currency !== undefined) throw validationFailed('amount', 'amount: required when currency is given');
     return undefined;

@@ -13,7 +13,17 @@ import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/wo
 import { DEV_ACCESS_KEY_ID, DEV_SECRET_KEY } from '../config';
 import { buildCbuiUrl } from '../fps/cbui';
 import { purchaseUpdate, workflowIdFor } from '../workflows/messages';
-import { distribution, log, machine, round, setting, table, target, type BenchResult, type Distribution } from './lib/common';
+import {
+  distribution,
+  log,
+  machine,
+  round,
+  setting,
+  table,
+  target,
+  type BenchResult,
+  type Distribution,
+} from './lib/common';
 import { localActivityUpdate, noopUpdate } from './lib/floor/workflows';
 import { getNoRedirect } from './lib/http';
 import { CpuMeter } from './lib/processes';
@@ -35,7 +45,9 @@ async function sandboxPrepaid(stack: Stack, reference: string, cents: number): P
     fundingAmount: { amount: cents, currency: 'USD' },
   });
   const url = new URL(cbui);
-  const answer = await getNoRedirect(stack.sandboxHttp, `${url.pathname}${url.search}`, { 'x-sandbox-decision': 'approve' });
+  const answer = await getNoRedirect(stack.sandboxHttp, `${url.pathname}${url.search}`, {
+    'x-sandbox-decision': 'approve',
+  });
   const back = new URL(answer.location ?? 'http://invalid/');
   if (back.searchParams.get('status') !== 'SC') throw new Error(`CBUI did not approve: HTTP ${answer.status}`);
   const funded = await stack.fps.call('FundPrepaid', {
@@ -49,7 +61,12 @@ async function sandboxPrepaid(stack: Stack, reference: string, cents: number): P
 }
 
 async function apiPrepaid(stack: Stack, customerId: string, funding: string): Promise<string> {
-  const { instrumentId, authorizationUrl } = await createInstrument(stack, customerId, { type: 'prepaid', fundingAmount: funding, currency: 'USD', description: 'latency benchmark' });
+  const { instrumentId, authorizationUrl } = await createInstrument(stack, customerId, {
+    type: 'prepaid',
+    fundingAmount: funding,
+    currency: 'USD',
+    description: 'latency benchmark',
+  });
   await approve(stack, authorizationUrl);
   await waitUntilReady(stack, [instrumentId], 60_000);
   return instrumentId;
@@ -79,7 +96,10 @@ async function floorWorker(stack: Stack) {
   const running = worker.run();
   const started: WorkflowHandle[] = [];
   const fresh = async () => {
-    const h = await stack.client.workflow.start('floorWorkflow', { taskQueue, workflowId: `bench-floor-${randomUUID()}` });
+    const h = await stack.client.workflow.start('floorWorkflow', {
+      taskQueue,
+      workflowId: `bench-floor-${randomUUID()}`,
+    });
     started.push(h);
     return { handle: h, updates: 0 };
   };
@@ -112,7 +132,10 @@ export async function run(): Promise<BenchResult> {
     const cents = 100 * (samples + warmup) * 10;
     const senderToken = await sandboxPrepaid(stack, `bench-floor-${run}`, cents);
     const funding = (cents / 100).toFixed(2);
-    const [workflowInstrument, apiInstrument] = await Promise.all([apiPrepaid(stack, 'bench-latency-b', funding), apiPrepaid(stack, 'bench-latency-c', funding)]);
+    const [workflowInstrument, apiInstrument] = await Promise.all([
+      apiPrepaid(stack, 'bench-latency-b', funding),
+      apiPrepaid(stack, 'bench-latency-c', funding),
+    ]);
     const handle = stack.client.workflow.getHandle(workflowIdFor(workflowInstrument));
     floor = await floorWorker(stack);
     const floorWorkflows = floor;
@@ -138,11 +161,19 @@ export async function run(): Promise<BenchResult> {
       },
       b: async () => async () => {
         const purchaseId = `b-${run}-${seq++}`;
-        const r = await handle.executeUpdate(purchaseUpdate, { args: [{ purchaseId, amount: 1, currency: 'USD' }], updateId: purchaseId });
+        const r = await handle.executeUpdate(purchaseUpdate, {
+          args: [{ purchaseId, amount: 1, currency: 'USD' }],
+          updateId: purchaseId,
+        });
         if (r.outcome !== 'approved') throw new Error(`purchase Update: ${JSON.stringify(r)}`);
       },
       c: async () => async () => {
-        const r = await stack.api.request('POST', `/instruments/${apiInstrument}/purchases`, '{"amount":"0.01","currency":"USD"}', { 'idempotency-key': `c-${run}-${seq++}` });
+        const r = await stack.api.request(
+          'POST',
+          `/instruments/${apiInstrument}/purchases`,
+          '{"amount":"0.01","currency":"USD"}',
+          { 'idempotency-key': `c-${run}-${seq++}` },
+        );
         if (r.status !== 201) throw new Error(`POST purchases: HTTP ${r.status} ${r.text.slice(0, 300)}`);
       },
     };
@@ -156,7 +187,13 @@ export async function run(): Promise<BenchResult> {
 
     log(`${name}: ${samples} sequential purchases per path in ${rounds} interleaved rounds`);
     const perRound = Math.ceil(samples / rounds);
-    const meter = new CpuMeter({ worker: stack.pids.worker, api: stack.pids.api, sandbox: stack.pids.sandbox, bench: process.pid, ...(stack.pids.temporal ? { temporal: stack.pids.temporal } : {}) });
+    const meter = new CpuMeter({
+      worker: stack.pids.worker,
+      api: stack.pids.api,
+      sandbox: stack.pids.sandbox,
+      bench: process.pid,
+      ...(stack.pids.temporal ? { temporal: stack.pids.temporal } : {}),
+    });
     meter.start();
     for (let r = 0; r < rounds; r++) {
       for (const p of order) {
@@ -184,7 +221,17 @@ export async function run(): Promise<BenchResult> {
     console.log(
       table([
         ['path', 'n', 'p50 ms', 'p95 ms', 'p99 ms', 'mean ms', 'max ms', 'p50 / (a)', 'p99 / (a)'],
-        ...order.map((p) => [labels[p], d[p].n, d[p].p50, d[p].p95, d[p].p99, d[p].mean, d[p].max, p === 'a' ? '1' : ratio(p, 'p50'), p === 'a' ? '1' : ratio(p, 'p99')]),
+        ...order.map((p) => [
+          labels[p],
+          d[p].n,
+          d[p].p50,
+          d[p].p95,
+          d[p].p99,
+          d[p].mean,
+          d[p].max,
+          p === 'a' ? '1' : ratio(p, 'p50'),
+          p === 'a' ? '1' : ratio(p, 'p99'),
+        ]),
       ]),
     );
     console.log(`other load on the machine while measuring: ${otherLoadPercent} % of all CPUs`);
@@ -201,7 +248,10 @@ export async function run(): Promise<BenchResult> {
         temporalLocalActivityUpdate: d.t1,
         workflowUpdate: d.b,
         apiPurchase: d.c,
-        ratios: { b_a: { p50: ratio('b', 'p50'), p95: ratio('b', 'p95'), p99: ratio('b', 'p99') }, c_a: { p50: ratio('c', 'p50'), p95: ratio('c', 'p95'), p99: ratio('c', 'p99') } },
+        ratios: {
+          b_a: { p50: ratio('b', 'p50'), p95: ratio('b', 'p95'), p99: ratio('b', 'p99') },
+          c_a: { p50: ratio('c', 'p50'), p95: ratio('c', 'p95'), p99: ratio('c', 'p99') },
+        },
         continueAsNew: { workflowUpdateInstrument: snapB.continueAsNewCount, apiInstrument: snapC.continueAsNewCount },
       },
       targets: [

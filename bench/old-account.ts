@@ -9,7 +9,19 @@
 import { randomUUID } from 'node:crypto';
 import { newId } from '../api/ids';
 import { workflowIdFor, type InstrumentInput } from '../workflows/messages';
-import { distribution, log, machine, pool, round, setting, SMOKE, table, target, type BenchResult, type Distribution } from './lib/common';
+import {
+  distribution,
+  log,
+  machine,
+  pool,
+  round,
+  setting,
+  SMOKE,
+  table,
+  target,
+  type BenchResult,
+  type Distribution,
+} from './lib/common';
 import { approve, createInstrument, snapshot, startInstrumentDirect, waitUntilReady } from './lib/instruments';
 import { CpuMeter, memory } from './lib/processes';
 import { startStack, type Stack } from './lib/stack';
@@ -27,7 +39,12 @@ interface RunInfo {
 async function runsOf(stack: Stack, workflowId: string): Promise<RunInfo[]> {
   const runs: RunInfo[] = [];
   for await (const info of stack.client.workflow.list({ query: `WorkflowId = "${workflowId}"` })) {
-    runs.push({ runId: info.runId, status: info.status.name, historyLength: info.historyLength ?? 0, historySizeBytes: info.historySize ?? 0 });
+    runs.push({
+      runId: info.runId,
+      status: info.status.name,
+      historyLength: info.historyLength ?? 0,
+      historySizeBytes: info.historySize ?? 0,
+    });
   }
   // Visibility may lag for the running run's size: describe it directly.
   await pool(runs.length, 8, async (i) => {
@@ -40,8 +57,13 @@ async function runsOf(stack: Stack, workflowId: string): Promise<RunInfo[]> {
 }
 
 async function settlements(stack: Stack): Promise<number> {
-  const r = await stack.sandboxHttp.json<{ transactions: Array<{ operation: string; status: string; count: number }> }>('GET', '/admin/summary');
-  return (r.body?.transactions ?? []).filter((t) => t.operation === 'SETTLE_DEBT' && t.status === 'Success').reduce((n, t) => n + Number(t.count), 0);
+  const r = await stack.sandboxHttp.json<{ transactions: Array<{ operation: string; status: string; count: number }> }>(
+    'GET',
+    '/admin/summary',
+  );
+  return (r.body?.transactions ?? [])
+    .filter((t) => t.operation === 'SETTLE_DEBT' && t.status === 'Success')
+    .reduce((n, t) => n + Number(t.count), 0);
 }
 
 export async function run(): Promise<BenchResult> {
@@ -68,7 +90,12 @@ export async function run(): Promise<BenchResult> {
     await approve(stack, warm.authorizationUrl);
     await waitUntilReady(stack, [warm.instrumentId], 60_000);
     await pool(warmup, clients, async () => {
-      const r = await stack.api.request('POST', `/instruments/${warm.instrumentId}/purchases`, '{"amount":"0.01","currency":"USD"}', { 'idempotency-key': randomUUID() });
+      const r = await stack.api.request(
+        'POST',
+        `/instruments/${warm.instrumentId}/purchases`,
+        '{"amount":"0.01","currency":"USD"}',
+        { 'idempotency-key': randomUUID() },
+      );
       if (r.status !== 201) throw new Error(`warm-up purchase: HTTP ${r.status} ${r.text.slice(0, 200)}`);
     });
     const settledBefore = await settlements(stack);
@@ -88,10 +115,18 @@ export async function run(): Promise<BenchResult> {
     await approve(stack, await startInstrumentDirect(stack, input));
     await waitUntilReady(stack, [instrumentId], 60_000);
 
-    log(`${name}: ${purchases} purchases on one postpaid account (credit limit ${creditCents} cents, threshold settlement), ${clients} clients, at most ${maxSeconds} s`);
+    log(
+      `${name}: ${purchases} purchases on one postpaid account (credit limit ${creditCents} cents, threshold settlement), ${clients} clients, at most ${maxSeconds} s`,
+    );
     const latency = new Float64Array(purchases).fill(NaN);
     // Other people's load on the machine during the first and the last window (they are minutes apart).
-    const pids = { worker: stack.pids.worker, api: stack.pids.api, sandbox: stack.pids.sandbox, bench: process.pid, ...(stack.pids.temporal ? { temporal: stack.pids.temporal } : {}) };
+    const pids = {
+      worker: stack.pids.worker,
+      api: stack.pids.api,
+      sandbox: stack.pids.sandbox,
+      bench: process.pid,
+      ...(stack.pids.temporal ? { temporal: stack.pids.temporal } : {}),
+    };
     const firstMeter = new CpuMeter(pids);
     const lastMeter = new CpuMeter(pids);
     let firstLoad: ReturnType<CpuMeter['read']> | undefined;
@@ -111,9 +146,15 @@ export async function run(): Promise<BenchResult> {
           let status: string;
           try {
             // Idempotency keys as merchants send them (UUIDs): they become purchase ids, kept by the workflow.
-            const r = await stack.api.request('POST', `/instruments/${instrumentId}/purchases`, '{"amount":"0.01","currency":"USD"}', { 'idempotency-key': randomUUID() });
+            const r = await stack.api.request(
+              'POST',
+              `/instruments/${instrumentId}/purchases`,
+              '{"amount":"0.01","currency":"USD"}',
+              { 'idempotency-key': randomUUID() },
+            );
             status = String(r.status);
-            if (r.status !== 201 && (statuses[status] ?? 0) < 3) log(`${name}: purchase ${k}: HTTP ${r.status} ${r.text.slice(0, 300)}`);
+            if (r.status !== 201 && (statuses[status] ?? 0) < 3)
+              log(`${name}: purchase ${k}: HTTP ${r.status} ${r.text.slice(0, 300)}`);
           } catch (err) {
             status = `error: ${(err as Error).message.slice(0, 80)}`;
           }
@@ -131,7 +172,8 @@ export async function run(): Promise<BenchResult> {
     const elapsed = (performance.now() - started) / 1000;
     const completed = done === purchases;
     const lastLoad = completed ? lastMeter.read() : undefined;
-    const otherLoad = (r: ReturnType<CpuMeter['read']> | undefined) => (r ? round((100 * r.otherMs) / (r.wallMs * machine().nproc), 1) : null);
+    const otherLoad = (r: ReturnType<CpuMeter['read']> | undefined) =>
+      r ? round((100 * r.otherMs) / (r.wallMs * machine().nproc), 1) : null;
 
     const slice = (from: number, to: number) => Array.from(latency.subarray(from, to)).filter((x) => !Number.isNaN(x));
     const first = distribution(slice(0, window));
@@ -161,12 +203,41 @@ export async function run(): Promise<BenchResult> {
         ['change', '', `${change('p50')} %`, `${change('p95')} %`, `${change('p99')} %`, `${change('mean')} %`],
       ]),
     );
-    console.log(`other load on the machine: ${otherLoad(firstLoad)} % of all CPUs during the first window, ${otherLoad(lastLoad)} % during the last`);
-    console.log(table([['purchases', 'p50 ms', 'p99 ms', 'max ms'], ...trend.map((t) => [`${t.from}–${t.to}`, t.latencyMs.p50, t.latencyMs.p99, t.latencyMs.max])]));
+    console.log(
+      `other load on the machine: ${otherLoad(firstLoad)} % of all CPUs during the first window, ${otherLoad(lastLoad)} % during the last`,
+    );
     console.log(
       table([
-        ['done', 'seconds', 'purchases/s', 'statuses', 'continue-as-new runs', 'runs', 'max events/run', 'max history bytes/run', 'settlements', 'worker RSS MiB'],
-        [done, round(elapsed, 1), Math.round(done / elapsed), JSON.stringify(statuses), final.continueAsNewCount, runs.length, Math.max(...lengths), Math.max(...sizes), settled, workerMemory.rssMiB],
+        ['purchases', 'p50 ms', 'p99 ms', 'max ms'],
+        ...trend.map((t) => [`${t.from}–${t.to}`, t.latencyMs.p50, t.latencyMs.p99, t.latencyMs.max]),
+      ]),
+    );
+    console.log(
+      table([
+        [
+          'done',
+          'seconds',
+          'purchases/s',
+          'statuses',
+          'continue-as-new runs',
+          'runs',
+          'max events/run',
+          'max history bytes/run',
+          'settlements',
+          'worker RSS MiB',
+        ],
+        [
+          done,
+          round(elapsed, 1),
+          Math.round(done / elapsed),
+          JSON.stringify(statuses),
+          final.continueAsNewCount,
+          runs.length,
+          Math.max(...lengths),
+          Math.max(...sizes),
+          settled,
+          workerMemory.rssMiB,
+        ],
       ]),
     );
     const ok201 = statuses['201'] ?? 0;
@@ -200,18 +271,45 @@ export async function run(): Promise<BenchResult> {
         trend,
         continueAsNewRuns: final.continueAsNewCount,
         runs: runs.length,
-        historyEventsPerRun: { max: Math.max(...lengths), mean: round(lengths.reduce((a, b) => a + b, 0) / lengths.length, 1), current: runs.find((r) => r.status === 'RUNNING')?.historyLength },
-        historyBytesPerRun: { max: Math.max(...sizes), current: runs.find((r) => r.status === 'RUNNING')?.historySizeBytes },
+        historyEventsPerRun: {
+          max: Math.max(...lengths),
+          mean: round(lengths.reduce((a, b) => a + b, 0) / lengths.length, 1),
+          current: runs.find((r) => r.status === 'RUNNING')?.historyLength,
+        },
+        historyBytesPerRun: {
+          max: Math.max(...sizes),
+          current: runs.find((r) => r.status === 'RUNNING')?.historySizeBytes,
+        },
         purchasesApproved: final.purchasesApproved,
         debtCents: final.debt,
         settlements: settled,
         workerMemory,
       },
       targets: [
-        target(`p50 of purchases ${done - window + 1}–${done} vs 1–${window}`, 'within ±20 %', `${change('p50')} %`, completed && Math.abs(change('p50')) <= 20),
-        target('mean, last vs first window', 'within ±20 %', `${change('mean')} %`, completed && Math.abs(change('mean')) <= 20),
-        target('history per run bounded by continue-as-new', '< 10,240 events', `max ${Math.max(...lengths)} events in ${runs.length} runs`, Math.max(...lengths) < 10_240 && runs.length > 1),
-        target('every purchase approved', `${purchases}`, `${ok201} (${final.purchasesApproved} in the workflow)`, completed && ok201 === purchases),
+        target(
+          `p50 of purchases ${done - window + 1}–${done} vs 1–${window}`,
+          'within ±20 %',
+          `${change('p50')} %`,
+          completed && Math.abs(change('p50')) <= 20,
+        ),
+        target(
+          'mean, last vs first window',
+          'within ±20 %',
+          `${change('mean')} %`,
+          completed && Math.abs(change('mean')) <= 20,
+        ),
+        target(
+          'history per run bounded by continue-as-new',
+          '< 10,240 events',
+          `max ${Math.max(...lengths)} events in ${runs.length} runs`,
+          Math.max(...lengths) < 10_240 && runs.length > 1,
+        ),
+        target(
+          'every purchase approved',
+          `${purchases}`,
+          `${ok201} (${final.purchasesApproved} in the workflow)`,
+          completed && ok201 === purchases,
+        ),
       ],
     };
   } finally {

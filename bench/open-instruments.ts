@@ -4,7 +4,19 @@
 // worker and of the Temporal server (and peaks, VmHWM), and the latency of a purchase on a random
 // idle instrument afterwards (most are no longer in the worker's cache: the first task replays).
 // Target: worker RSS <= 1.5 GB.
-import { distribution, log, machine, pool, round, setting, sleep, SMOKE, table, target, type BenchResult } from './lib/common';
+import {
+  distribution,
+  log,
+  machine,
+  pool,
+  round,
+  setting,
+  sleep,
+  SMOKE,
+  table,
+  target,
+  type BenchResult,
+} from './lib/common';
 import { approve, countInState, createInstrument } from './lib/instruments';
 import { CpuMeter, memory, type Memory } from './lib/processes';
 import { startStack } from './lib/stack';
@@ -21,7 +33,10 @@ export async function run(): Promise<BenchResult> {
   const probes = setting('BENCH_OPEN_PROBES', 200, 5);
   // The worker's sticky cache as configured (TEMPORAL_WORKER_MAX_CACHED_WORKFLOWS), unless BENCH_OPEN_CACHE says otherwise.
   const cache = process.env.BENCH_OPEN_CACHE;
-  const stack = await startStack({ label: name, workerEnv: cache ? { TEMPORAL_WORKER_MAX_CACHED_WORKFLOWS: cache } : undefined });
+  const stack = await startStack({
+    label: name,
+    workerEnv: cache ? { TEMPORAL_WORKER_MAX_CACHED_WORKFLOWS: cache } : undefined,
+  });
   try {
     const ids: string[] = [];
     const customers = `bench-open-${Date.now().toString(36)}-`;
@@ -30,9 +45,20 @@ export async function run(): Promise<BenchResult> {
       peaks.worker = Math.max(peaks.worker, memory(stack.pids.worker).rssMiB || 0);
       if (stack.pids.temporal) peaks.temporal = Math.max(peaks.temporal, memory(stack.pids.temporal).rssMiB || 0);
     }, 1_000);
-    const before = { worker: memory(stack.pids.worker), temporal: stack.pids.temporal ? memory(stack.pids.temporal) : undefined };
-    log(`${name}: starting ${count} postpaid instruments through the API (create, CBUI approval, /fps/return), ${concurrency} at a time`);
-    const meter = new CpuMeter({ worker: stack.pids.worker, api: stack.pids.api, sandbox: stack.pids.sandbox, bench: process.pid, ...(stack.pids.temporal ? { temporal: stack.pids.temporal } : {}) });
+    const before = {
+      worker: memory(stack.pids.worker),
+      temporal: stack.pids.temporal ? memory(stack.pids.temporal) : undefined,
+    };
+    log(
+      `${name}: starting ${count} postpaid instruments through the API (create, CBUI approval, /fps/return), ${concurrency} at a time`,
+    );
+    const meter = new CpuMeter({
+      worker: stack.pids.worker,
+      api: stack.pids.api,
+      sandbox: stack.pids.sandbox,
+      bench: process.pid,
+      ...(stack.pids.temporal ? { temporal: stack.pids.temporal } : {}),
+    });
     meter.start();
     const started = performance.now();
     const deadline = started + maxSeconds * 1000;
@@ -41,12 +67,19 @@ export async function run(): Promise<BenchResult> {
       count,
       concurrency,
       async (i) => {
-        const { instrumentId, authorizationUrl } = await createInstrument(stack, `${customers}${i}`, { type: 'postpaid', creditLimit: '100.00', globalAmountLimit: '1000.00', currency: 'USD' });
+        const { instrumentId, authorizationUrl } = await createInstrument(stack, `${customers}${i}`, {
+          type: 'postpaid',
+          creditLimit: '100.00',
+          globalAmountLimit: '1000.00',
+          currency: 'USD',
+        });
         await approve(stack, authorizationUrl);
         ids.push(instrumentId);
         if (performance.now() - lastReport > 30_000) {
           lastReport = performance.now();
-          log(`${name}: ${ids.length} started, ${Math.round(ids.length / ((lastReport - started) / 1000))}/s, worker RSS ${memory(stack.pids.worker).rssMiB} MiB`);
+          log(
+            `${name}: ${ids.length} started, ${Math.round(ids.length / ((lastReport - started) / 1000))}/s, worker RSS ${memory(stack.pids.worker).rssMiB} MiB`,
+          );
         }
       },
       deadline,
@@ -61,7 +94,9 @@ export async function run(): Promise<BenchResult> {
     }
     const activeSeconds = (performance.now() - started) / 1000;
     const cpu = meter.read();
-    log(`${name}: ${created} started in ${round(startSeconds, 1)} s, ${active} active after ${round(activeSeconds, 1)} s; idle ${idleSeconds} s`);
+    log(
+      `${name}: ${created} started in ${round(startSeconds, 1)} s, ${active} active after ${round(activeSeconds, 1)} s; idle ${idleSeconds} s`,
+    );
     await sleep(idleSeconds * 1000);
     clearInterval(sampler);
     const idle: Record<string, Memory | undefined> = {
@@ -77,17 +112,36 @@ export async function run(): Promise<BenchResult> {
     await pool(Math.min(probes, ids.length), 1, async (i) => {
       const instrumentId = ids[Math.floor(Math.random() * ids.length)];
       const t0 = performance.now();
-      const r = await stack.api.request('POST', `/instruments/${instrumentId}/purchases`, '{"amount":"0.01","currency":"USD"}', { 'idempotency-key': `probe-${i}` });
+      const r = await stack.api.request(
+        'POST',
+        `/instruments/${instrumentId}/purchases`,
+        '{"amount":"0.01","currency":"USD"}',
+        { 'idempotency-key': `probe-${i}` },
+      );
       probeLatency.push(performance.now() - t0);
       statuses[r.status] = (statuses[r.status] ?? 0) + 1;
     });
     const probe = distribution(probeLatency);
-    const after = { worker: memory(stack.pids.worker), temporal: stack.pids.temporal ? memory(stack.pids.temporal) : undefined };
+    const after = {
+      worker: memory(stack.pids.worker),
+      temporal: stack.pids.temporal ? memory(stack.pids.temporal) : undefined,
+    };
 
     const perInstrumentKiB = round(((idle.worker!.rssMiB - before.worker.rssMiB) * 1024) / Math.max(1, created), 1);
     console.log(
       table([
-        ['instruments', 'start s', 'per s', 'all active s', 'worker RSS MiB', 'worker peak MiB', 'server RSS MiB', 'server peak MiB', 'API RSS MiB', 'sandbox RSS MiB'],
+        [
+          'instruments',
+          'start s',
+          'per s',
+          'all active s',
+          'worker RSS MiB',
+          'worker peak MiB',
+          'server RSS MiB',
+          'server peak MiB',
+          'API RSS MiB',
+          'sandbox RSS MiB',
+        ],
         [
           created,
           round(startSeconds, 1),
@@ -113,14 +167,24 @@ export async function run(): Promise<BenchResult> {
       at: new Date().toISOString(),
       smoke: SMOKE,
       machine: machine(stack.temporalCli),
-      settings: { instruments: count, type: 'postpaid (30-day settlement timer)', createConcurrency: concurrency, idleSeconds, probes, worker: stack.workerSettings, logLevel: stack.logLevel },
+      settings: {
+        instruments: count,
+        type: 'postpaid (30-day settlement timer)',
+        createConcurrency: concurrency,
+        idleSeconds,
+        probes,
+        worker: stack.workerSettings,
+        logLevel: stack.logLevel,
+      },
       results: {
         created,
         active,
         startSeconds: round(startSeconds, 1),
         startedPerSecond: Math.round(created / startSeconds),
         allActiveSeconds: round(activeSeconds, 1),
-        cpuMsPerInstrument: Object.fromEntries(Object.entries(cpu.cpuMs).map(([k, v]) => [k, round(v / Math.max(1, created), 2)])),
+        cpuMsPerInstrument: Object.fromEntries(
+          Object.entries(cpu.cpuMs).map(([k, v]) => [k, round(v / Math.max(1, created), 2)]),
+        ),
         otherLoadPercent: round((100 * cpu.otherMs) / (cpu.wallMs * machine().nproc), 1),
         memoryMiB: { before, idle, afterProbes: after, sampledPeaks: peaks },
         workerRssGrowthPerInstrumentKiB: perInstrumentKiB,
@@ -128,7 +192,12 @@ export async function run(): Promise<BenchResult> {
         idlePurchaseStatuses: statuses,
       },
       targets: [
-        target(`worker RSS with ${created} open instruments`, '<= 1.5 GB', `${idle.worker!.rssMiB} MiB (peak ${idle.worker!.peakMiB})`, created === count && idle.worker!.peakMiB <= 1.5 * GB),
+        target(
+          `worker RSS with ${created} open instruments`,
+          '<= 1.5 GB',
+          `${idle.worker!.rssMiB} MiB (peak ${idle.worker!.peakMiB})`,
+          created === count && idle.worker!.peakMiB <= 1.5 * GB,
+        ),
         target('every instrument authorized and waiting', `${count}`, `${active}`, active === count),
       ],
     };

@@ -11,7 +11,17 @@
 // BENCH_SMOKE=1 shrinks every size (no targets judged); see each file for its BENCH_* settings.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { log, machine, printTargets, resultsDir, SMOKE, table, verdict, writeResult, type BenchResult } from './lib/common';
+import {
+  log,
+  machine,
+  printTargets,
+  resultsDir,
+  SMOKE,
+  table,
+  verdict,
+  writeResult,
+  type BenchResult,
+} from './lib/common';
 import * as latency from './latency';
 import * as oldAccount from './old-account';
 import * as openInstruments from './open-instruments';
@@ -37,7 +47,9 @@ async function main(argv: string[]): Promise<number> {
   }
   const chosen = names.length ? Object.keys(BENCHMARKS).filter((n) => names.includes(n)) : Object.keys(BENCHMARKS);
   const m = machine();
-  log(`machine: ${m.nproc} CPUs (${m.cpuModel}), ${m.memoryGiB} GiB, Node ${m.node}${SMOKE ? ' — SMOKE run (tiny sizes, no targets)' : ''}`);
+  log(
+    `machine: ${m.nproc} CPUs (${m.cpuModel}), ${m.memoryGiB} GiB, Node ${m.node}${SMOKE ? ' — SMOKE run (tiny sizes, no targets)' : ''}`,
+  );
   const results: BenchResult[] = [];
   const failures: string[] = [];
   const started = performance.now();
@@ -60,7 +72,12 @@ async function main(argv: string[]): Promise<number> {
   const targets = results.flatMap((r) => r.targets.map((t) => ({ ...t, benchmark: r.benchmark })));
   if (targets.length) {
     console.log(`\nAll targets (${Math.round((performance.now() - started) / 1000)} s):`);
-    console.log(table([['benchmark', 'target', 'wanted', 'measured', 'verdict'], ...targets.map((t) => [t.benchmark, t.what, t.target, t.measured, verdict(t)])]));
+    console.log(
+      table([
+        ['benchmark', 'target', 'wanted', 'measured', 'verdict'],
+        ...targets.map((t) => [t.benchmark, t.what, t.target, t.measured, verdict(t)]),
+      ]),
+    );
   }
   if (results.length) {
     const md = summaryMarkdown(results);
@@ -69,7 +86,10 @@ async function main(argv: string[]): Promise<number> {
   }
   if (chosen.length > 1) {
     const file = path.join(resultsDir(), 'all.json');
-    writeFileSync(file, `${JSON.stringify({ at: new Date().toISOString(), smoke: SMOKE, machine: results[0]?.machine ?? m, benchmarks: results, failures }, null, 2)}\n`);
+    writeFileSync(
+      file,
+      `${JSON.stringify({ at: new Date().toISOString(), smoke: SMOKE, machine: results[0]?.machine ?? m, benchmarks: results, failures }, null, 2)}\n`,
+    );
   }
   if (failures.length) console.error(`[bench] failed: ${failures.join(', ')}`);
   return failures.length ? 1 : 0;

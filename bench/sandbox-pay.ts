@@ -50,7 +50,14 @@ export async function runSandboxPay(options: SandboxPayOptions): Promise<Sandbox
   const post = (body: string) =>
     new Promise<{ status: number; text: string }>((resolve, reject) => {
       const req = http.request(
-        { host: target.hostname, port: target.port, path: '/', method: 'POST', agent, headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) } },
+        {
+          host: target.hostname,
+          port: target.port,
+          path: '/',
+          method: 'POST',
+          agent,
+          headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) },
+        },
         (res) => {
           let text = '';
           res.setEncoding('utf8');
@@ -78,7 +85,8 @@ export async function runSandboxPay(options: SandboxPayOptions): Promise<Sandbox
       { headers: { 'x-sandbox-decision': 'approve' }, redirect: 'manual' },
     );
     const returned = new URL(cbui.headers.get('location') ?? 'http://invalid/');
-    if (returned.searchParams.get('status') !== 'SC') throw new Error(`CBUI did not approve: HTTP ${cbui.status} ${returned.href}`);
+    if (returned.searchParams.get('status') !== 'SC')
+      throw new Error(`CBUI did not approve: HTTP ${cbui.status} ${returned.href}`);
     const instrument = returned.searchParams.get('prepaidInstrumentID')!;
     const senderToken = returned.searchParams.get('prepaidSenderTokenID')!;
 
@@ -98,7 +106,8 @@ export async function runSandboxPay(options: SandboxPayOptions): Promise<Sandbox
       'FundingAmount.CurrencyCode': 'USD',
       CallerReference: `${reference}:fund`,
     });
-    if (funded.status !== 200 || !funded.text.includes('<TransactionStatus>Success</TransactionStatus>')) throw new Error(`FundPrepaid: ${funded.text}`);
+    if (funded.status !== 200 || !funded.text.includes('<TransactionStatus>Success</TransactionStatus>'))
+      throw new Error(`FundPrepaid: ${funded.text}`);
 
     let sequence = 0;
     const pay = () =>
@@ -111,7 +120,8 @@ export async function runSandboxPay(options: SandboxPayOptions): Promise<Sandbox
       });
 
     // Warm-up: JIT, connections, SQLite page cache.
-    for (let i = 0; i < options.warmup; i += concurrency) await Promise.all(Array.from({ length: Math.min(concurrency, options.warmup - i) }, pay));
+    for (let i = 0; i < options.warmup; i += concurrency)
+      await Promise.all(Array.from({ length: Math.min(concurrency, options.warmup - i) }, pay));
 
     const latencies: number[] = [];
     let errors = 0;
@@ -133,7 +143,9 @@ export async function runSandboxPay(options: SandboxPayOptions): Promise<Sandbox
 
     // Every answered Pay moved one cent, once.
     const balance = await call({ Action: 'GetPrepaidBalance', PrepaidInstrumentId: instrument });
-    const available = /<AvailableBalance><CurrencyCode>USD<\/CurrencyCode><Value>([\d.]+)<\/Value>/.exec(balance.text)?.[1];
+    const available = /<AvailableBalance><CurrencyCode>USD<\/CurrencyCode><Value>([\d.]+)<\/Value>/.exec(
+      balance.text,
+    )?.[1];
     const expected = formatDecimal(100_000_000 - sequence, 'USD');
     return {
       concurrency,
@@ -168,7 +180,12 @@ if (require.main === module) {
       warmup: { type: 'string', default: '200' },
     },
   });
-  runSandboxPay({ concurrency: Number(values.concurrency), seconds: Number(values.seconds), warmup: Number(values.warmup), url: values.url }).then(
+  runSandboxPay({
+    concurrency: Number(values.concurrency),
+    seconds: Number(values.seconds),
+    warmup: Number(values.warmup),
+    url: values.url,
+  }).then(
     (r) => {
       console.log(describeSandboxPay(r));
       process.exit(r.ledger.ok && r.errors === 0 ? 0 : 1);

@@ -5,7 +5,20 @@
 // sandbox run under `node --cpu-prof`, analyzed over the load window only: what dominates.
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { distribution, log, machine, pool, resultsDir, round, setting, SMOKE, table, target, type BenchResult, type Distribution } from './lib/common';
+import {
+  distribution,
+  log,
+  machine,
+  pool,
+  resultsDir,
+  round,
+  setting,
+  SMOKE,
+  table,
+  target,
+  type BenchResult,
+  type Distribution,
+} from './lib/common';
 import { approve, createInstrument, waitUntilReady } from './lib/instruments';
 import { CpuMeter, cpuProfiles, memory } from './lib/processes';
 import { analyzeProfile, monotonicMicros, type ThreadProfile } from './lib/profile';
@@ -28,11 +41,19 @@ interface LoadResult {
   window: { from: number; to: number };
 }
 
-async function fundedInstruments(stack: Stack, count: number, concurrency: number): Promise<{ ids: string[]; seconds: number }> {
+async function fundedInstruments(
+  stack: Stack,
+  count: number,
+  concurrency: number,
+): Promise<{ ids: string[]; seconds: number }> {
   const started = performance.now();
   const ids: string[] = new Array(count);
   await pool(count, concurrency, async (i) => {
-    const { instrumentId, authorizationUrl } = await createInstrument(stack, `bench-tp-${i}`, { type: 'prepaid', fundingAmount: '100.00', currency: 'USD' });
+    const { instrumentId, authorizationUrl } = await createInstrument(stack, `bench-tp-${i}`, {
+      type: 'prepaid',
+      fundingAmount: '100.00',
+      currency: 'USD',
+    });
     await approve(stack, authorizationUrl);
     ids[i] = instrumentId;
   });
@@ -41,8 +62,20 @@ async function fundedInstruments(stack: Stack, count: number, concurrency: numbe
 }
 
 /** `clients` loops, each POSTing purchases round-robin over the instruments, for `seconds`. */
-async function load(stack: Stack, ids: string[], clients: number, seconds: number, tag: string, measure: boolean): Promise<LoadResult> {
-  const pids: Record<string, number> = { worker: stack.pids.worker, api: stack.pids.api, sandbox: stack.pids.sandbox, bench: process.pid };
+async function load(
+  stack: Stack,
+  ids: string[],
+  clients: number,
+  seconds: number,
+  tag: string,
+  measure: boolean,
+): Promise<LoadResult> {
+  const pids: Record<string, number> = {
+    worker: stack.pids.worker,
+    api: stack.pids.api,
+    sandbox: stack.pids.sandbox,
+    bench: process.pid,
+  };
   if (stack.pids.temporal) pids.temporal = stack.pids.temporal;
   const meter = new CpuMeter(pids);
   const latencies: number[] = [];
@@ -61,7 +94,12 @@ async function load(stack: Stack, ids: string[], clients: number, seconds: numbe
         const t0 = performance.now();
         let status: string;
         try {
-          const r = await stack.api.request('POST', `/instruments/${instrumentId}/purchases`, '{"amount":"0.01","currency":"USD"}', { 'idempotency-key': `${tag}-${k}` });
+          const r = await stack.api.request(
+            'POST',
+            `/instruments/${instrumentId}/purchases`,
+            '{"amount":"0.01","currency":"USD"}',
+            { 'idempotency-key': `${tag}-${k}` },
+          );
           status = String(r.status);
         } catch (err) {
           status = `error: ${(err as Error).message.slice(0, 80)}`;
@@ -115,14 +153,21 @@ export async function run(): Promise<BenchResult> {
   let setupSeconds: number;
   let memoryAfter: Record<string, unknown>;
   try {
-    log(`${name}: creating and funding ${instruments} prepaid instruments through the API (${createConcurrency} at a time)`);
+    log(
+      `${name}: creating and funding ${instruments} prepaid instruments through the API (${createConcurrency} at a time)`,
+    );
     const funded = await fundedInstruments(stack, instruments, createConcurrency);
     setupSeconds = funded.seconds;
     log(`${name}: ${instruments} instruments active in ${setupSeconds} s; warm-up ${warmupSeconds} s`);
     if (warmupSeconds > 0) await load(stack, funded.ids, clients, warmupSeconds, 'warm', false);
     log(`${name}: ${clients} clients for ${seconds} s`);
     measured = await load(stack, funded.ids, clients, seconds, 'run', true);
-    memoryAfter = { workerMiB: memory(stack.pids.worker), apiMiB: memory(stack.pids.api), sandboxMiB: memory(stack.pids.sandbox), temporalMiB: stack.pids.temporal ? memory(stack.pids.temporal) : null };
+    memoryAfter = {
+      workerMiB: memory(stack.pids.worker),
+      apiMiB: memory(stack.pids.api),
+      sandboxMiB: memory(stack.pids.sandbox),
+      temporalMiB: stack.pids.temporal ? memory(stack.pids.temporal) : null,
+    };
   } finally {
     await stack.stop();
   }
@@ -138,7 +183,9 @@ export async function run(): Promise<BenchResult> {
     mkdirSync(dir, { recursive: true });
     const pstack = await startStack({ label: `${name}-profiled`, cpuProfileDir: dir });
     try {
-      log(`${name}: profiling: ${instruments} instruments, ${clients} clients, ${profileSeconds} s under node --cpu-prof`);
+      log(
+        `${name}: profiling: ${instruments} instruments, ${clients} clients, ${profileSeconds} s under node --cpu-prof`,
+      );
       const funded = await fundedInstruments(pstack, instruments, createConcurrency);
       if (warmupSeconds > 0) await load(pstack, funded.ids, clients, Math.min(5, warmupSeconds), 'warm', false);
       profiledLoad = await load(pstack, funded.ids, clients, profileSeconds, 'prof', true);
@@ -197,7 +244,14 @@ export async function run(): Promise<BenchResult> {
       costRanking: ranking,
       profiles,
     },
-    targets: [target('purchases/s through the API', '>= 300/s', `${measured.purchasesPerSecond}/s`, measured.purchasesPerSecond >= 300)],
+    targets: [
+      target(
+        'purchases/s through the API',
+        '>= 300/s',
+        `${measured.purchasesPerSecond}/s`,
+        measured.purchasesPerSecond >= 300,
+      ),
+    ],
   };
 }
 
@@ -205,10 +259,25 @@ function printLoad(r: LoadResult): void {
   console.log(
     table([
       ['purchases/s', 'purchases', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'statuses', 'CPU used', 'other load'],
-      [r.purchasesPerSecond, r.purchases, r.latencyMs.p50, r.latencyMs.p95, r.latencyMs.p99, r.latencyMs.max, JSON.stringify(r.statuses), `${r.cpuUtilizationPercent} %`, `${r.otherLoadPercent} %`],
+      [
+        r.purchasesPerSecond,
+        r.purchases,
+        r.latencyMs.p50,
+        r.latencyMs.p95,
+        r.latencyMs.p99,
+        r.latencyMs.max,
+        JSON.stringify(r.statuses),
+        `${r.cpuUtilizationPercent} %`,
+        `${r.otherLoadPercent} %`,
+      ],
     ]),
   );
-  console.log(table([['CPU ms per purchase', ...Object.keys(r.cpuMsPerPurchase)], ['', ...Object.values(r.cpuMsPerPurchase)]]));
+  console.log(
+    table([
+      ['CPU ms per purchase', ...Object.keys(r.cpuMsPerPurchase)],
+      ['', ...Object.values(r.cpuMsPerPurchase)],
+    ]),
+  );
 }
 
 /**
@@ -217,32 +286,60 @@ function printLoad(r: LoadResult): void {
  * sandbox's per-call watchdog), plus the processes that have no JS profile (the Temporal server)
  * and the native remainder of each Node process (Rust core, libuv and GC helper threads), from /proc.
  */
-export function costRanking(profiles: ProfileSummary[], cpuMsPerPurchase: Record<string, number>, purchases: number, n = 15): Array<{ where: string; msPerPurchase: number }> {
+export function costRanking(
+  profiles: ProfileSummary[],
+  cpuMsPerPurchase: Record<string, number>,
+  purchases: number,
+  n = 15,
+): Array<{ where: string; msPerPurchase: number }> {
   const rows: Array<{ where: string; msPerPurchase: number }> = [];
   for (const p of profiles) {
     let sampled = 0;
     for (const t of p.threads) {
       const thread = threadName(p.process, t);
       sampled += t.busyMs / purchases;
-      for (const c of t.components) rows.push({ where: `${p.process} ${thread}: ${c.name}`, msPerPurchase: round(c.ms / purchases, 3) });
+      for (const c of t.components)
+        rows.push({ where: `${p.process} ${thread}: ${c.name}`, msPerPurchase: round(c.ms / purchases, 3) });
     }
     const rest = (cpuMsPerPurchase[p.process] ?? 0) - sampled;
-    if (rest > 0) rows.push({ where: `${p.process}: native threads (not in the JS profile; /proc CPU minus sampled JS time)`, msPerPurchase: round(rest, 3) });
+    if (rest > 0)
+      rows.push({
+        where: `${p.process}: native threads (not in the JS profile; /proc CPU minus sampled JS time)`,
+        msPerPurchase: round(rest, 3),
+      });
   }
-  if (cpuMsPerPurchase.temporal !== undefined) rows.push({ where: 'Temporal server (Go; /proc CPU, not profiled)', msPerPurchase: cpuMsPerPurchase.temporal });
-  if (cpuMsPerPurchase.bench !== undefined) rows.push({ where: 'load generator (this process)', msPerPurchase: cpuMsPerPurchase.bench });
+  if (cpuMsPerPurchase.temporal !== undefined)
+    rows.push({ where: 'Temporal server (Go; /proc CPU, not profiled)', msPerPurchase: cpuMsPerPurchase.temporal });
+  if (cpuMsPerPurchase.bench !== undefined)
+    rows.push({ where: 'load generator (this process)', msPerPurchase: cpuMsPerPurchase.bench });
   return rows.sort((a, b) => b.msPerPurchase - a.msPerPurchase).slice(0, n);
 }
 
-const threadName = (proc: string, t: ThreadProfile) => (t.threadId === 0 ? 'main thread' : proc === 'worker' ? `workflow thread ${t.threadId}` : `thread ${t.threadId}`);
+const threadName = (proc: string, t: ThreadProfile) =>
+  t.threadId === 0 ? 'main thread' : proc === 'worker' ? `workflow thread ${t.threadId}` : `thread ${t.threadId}`;
 
 function printProfiles(profiles: ProfileSummary[], purchases: number): void {
   for (const p of profiles) {
     for (const t of p.threads.filter((x) => x.busyMs > 0)) {
-      console.log(`\n${p.process} ${threadName(p.process, t)} (${t.file}): ${round(t.busyMs / purchases, 3)} ms sampled per purchase (${t.busyMs} of ${t.windowMs} ms)`);
-      console.log(table([['component', '% of thread'], ...t.components.slice(0, 8).map((c) => [c.name.slice(0, 90), c.percent])]));
-      console.log(table([['self time: function', '% of thread'], ...t.functions.slice(0, 8).map((c) => [c.name.slice(0, 90), c.percent])]));
-      if (t.projectInclusive.length) console.log(table([['our code that caused it', '% of thread'], ...t.projectInclusive.slice(0, 6).map((c) => [c.name.slice(0, 90), c.percent])]));
+      console.log(
+        `\n${p.process} ${threadName(p.process, t)} (${t.file}): ${round(t.busyMs / purchases, 3)} ms sampled per purchase (${t.busyMs} of ${t.windowMs} ms)`,
+      );
+      console.log(
+        table([['component', '% of thread'], ...t.components.slice(0, 8).map((c) => [c.name.slice(0, 90), c.percent])]),
+      );
+      console.log(
+        table([
+          ['self time: function', '% of thread'],
+          ...t.functions.slice(0, 8).map((c) => [c.name.slice(0, 90), c.percent]),
+        ]),
+      );
+      if (t.projectInclusive.length)
+        console.log(
+          table([
+            ['our code that caused it', '% of thread'],
+            ...t.projectInclusive.slice(0, 6).map((c) => [c.name.slice(0, 90), c.percent]),
+          ]),
+        );
     }
   }
 }

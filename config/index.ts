@@ -22,7 +22,10 @@ function int(name: string, fallback: number): number {
 function list(name: string, fallback: string[]): string[] {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
-  return raw.split(',').map((s) => s.trim()).filter(Boolean);
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 /** A secret from NAME, or from the file named by NAME_FILE (Docker/Kubernetes secrets). */
@@ -59,7 +62,10 @@ export function loadConfig() {
       uiUrl: str('TEMPORAL_UI_URL', `http://localhost:${uiPort}`).replace(/\/$/, ''),
       dbFile: str('TEMPORAL_DB_FILE', path.join(root, '.data', 'temporal.sqlite')),
       /** Where a Temporal CLI built by scripts/temporal-cli.ts is kept, shared by all checkouts. */
-      cliCacheDir: str('TEMPORAL_CLI_CACHE_DIR', path.join(str('XDG_CACHE_HOME', path.join(os.homedir(), '.cache')), 'fps-temporal')),
+      cliCacheDir: str(
+        'TEMPORAL_CLI_CACHE_DIR',
+        path.join(str('XDG_CACHE_HOME', path.join(os.homedir(), '.cache')), 'fps-temporal'),
+      ),
       /** The instrument worker (worker/main.ts). */
       worker: {
         /** Workflows kept in memory between tasks (sticky cache): each open instrument is one. */

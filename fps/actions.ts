@@ -8,7 +8,13 @@ export const FPS_API_VERSIONS = ['2008-09-17', '2010-08-28'] as const;
 export const fpsNamespace = (version: string) => `http://fps.amazonaws.com/doc/${version}/`;
 
 export type TransactionStatus = 'Cancelled' | 'Failure' | 'Pending' | 'Reserved' | 'Success';
-export const TRANSACTION_STATUSES: readonly TransactionStatus[] = ['Cancelled', 'Failure', 'Pending', 'Reserved', 'Success'];
+export const TRANSACTION_STATUSES: readonly TransactionStatus[] = [
+  'Cancelled',
+  'Failure',
+  'Pending',
+  'Reserved',
+  'Success',
+];
 /** A status that never changes again. */
 export const isTerminalStatus = (s: TransactionStatus) => s === 'Success' || s === 'Failure' || s === 'Cancelled';
 
@@ -85,9 +91,18 @@ export interface TransactionStatusResult extends TransactionResult {
   statusCode: string;
   statusMessage: string;
 }
-export type GetTokenByCallerRequest = { callerReference: string; tokenId?: undefined } | { tokenId: string; callerReference?: undefined };
+export type GetTokenByCallerRequest =
+  { callerReference: string; tokenId?: undefined } | { tokenId: string; callerReference?: undefined };
 export type TokenStatus = 'Active' | 'Inactive';
-export type TokenType = 'SingleUse' | 'Multiuse' | 'Recurring' | 'Unrestricted' | 'PrepaidSender' | 'PrepaidFunding' | 'CreditSender' | 'SettlementToken';
+export type TokenType =
+  | 'SingleUse'
+  | 'Multiuse'
+  | 'Recurring'
+  | 'Unrestricted'
+  | 'PrepaidSender'
+  | 'PrepaidFunding'
+  | 'CreditSender'
+  | 'SettlementToken';
 export interface TokenResult {
   tokenId: string;
   tokenStatus: TokenStatus;
@@ -133,10 +148,24 @@ export type FpsRequest<A extends FpsAction> = FpsActions[A]['request'];
 export type FpsResult<A extends FpsAction> = FpsActions[A]['result'];
 
 export const FPS_ACTIONS: readonly FpsAction[] = [
-  'Pay', 'Reserve', 'Settle', 'Refund', 'Cancel', 'FundPrepaid', 'GetPrepaidBalance', 'SettleDebt', 'WriteOffDebt',
-  'GetDebtBalance', 'GetOutstandingDebtBalance', 'GetTransactionStatus', 'GetTokenByCaller', 'CancelToken', 'VerifySignature',
+  'Pay',
+  'Reserve',
+  'Settle',
+  'Refund',
+  'Cancel',
+  'FundPrepaid',
+  'GetPrepaidBalance',
+  'SettleDebt',
+  'WriteOffDebt',
+  'GetDebtBalance',
+  'GetOutstandingDebtBalance',
+  'GetTransactionStatus',
+  'GetTokenByCaller',
+  'CancelToken',
+  'VerifySignature',
 ];
-export const isFpsAction = (name: unknown): name is FpsAction => typeof name === 'string' && (FPS_ACTIONS as readonly string[]).includes(name);
+export const isFpsAction = (name: unknown): name is FpsAction =>
+  typeof name === 'string' && (FPS_ACTIONS as readonly string[]).includes(name);
 
 /**
  * What the workflows' activities need from a payment processor. FpsClient implements it; another

@@ -63,7 +63,8 @@ export class CallbackVerifier {
     this.#allowlist = options.certificateUrlAllowlist.map(parseAllowedPrefix);
     this.#ttlMs = options.cacheTtlMs ?? DEFAULT_TTL_MS;
     this.#now = options.now ?? Date.now;
-    this.#fetchCertificate = options.fetchCertificate ?? defaultCertificateFetcher(options.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS);
+    this.#fetchCertificate =
+      options.fetchCertificate ?? defaultCertificateFetcher(options.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS);
   }
 
   /** Never throws: every problem becomes `{ ok: false, reason }`. */
@@ -96,8 +97,10 @@ export class CallbackVerifier {
     const { signature, certificateUrl, signatureVersion, signatureMethod } = params;
     if (typeof signature !== 'string' || signature === '') return fail('missing signature');
     if (typeof certificateUrl !== 'string' || certificateUrl === '') return fail('missing certificateUrl');
-    if (signatureVersion !== CALLBACK_SIGNATURE_VERSION) return fail(`unsupported signatureVersion ${JSON.stringify(signatureVersion)}`);
-    if (signatureMethod !== CALLBACK_SIGNATURE_METHOD) return fail(`unsupported signatureMethod ${JSON.stringify(signatureMethod)}`);
+    if (signatureVersion !== CALLBACK_SIGNATURE_VERSION)
+      return fail(`unsupported signatureVersion ${JSON.stringify(signatureVersion)}`);
+    if (signatureMethod !== CALLBACK_SIGNATURE_METHOD)
+      return fail(`unsupported signatureMethod ${JSON.stringify(signatureMethod)}`);
     if (typeof httpMethod !== 'string' || !isHttpUrl(urlEndPoint)) return fail('invalid httpMethod or urlEndPoint');
     for (const value of Object.values(params)) {
       if (typeof value !== 'string') return fail('parameter values must be strings');
@@ -112,7 +115,8 @@ export class CallbackVerifier {
     } catch (e) {
       return fail(`certificate unavailable: ${describe(e)}`);
     }
-    if (!verifyCallbackSignature(params, { httpMethod, urlEndPoint, certificatePem })) return fail('signature does not verify');
+    if (!verifyCallbackSignature(params, { httpMethod, urlEndPoint, certificatePem }))
+      return fail('signature does not verify');
     return { ok: true };
   }
 
@@ -136,8 +140,10 @@ export class CallbackVerifier {
 
 function parseAllowedPrefix(entry: string): AllowedPrefix {
   const url = new URL(entry);
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new TypeError(`certificate allow-list entry must be http(s): ${entry}`);
-  if (url.username || url.password || url.search || url.hash) throw new TypeError(`certificate allow-list entry must be a plain URL prefix: ${entry}`);
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
+    throw new TypeError(`certificate allow-list entry must be http(s): ${entry}`);
+  if (url.username || url.password || url.search || url.hash)
+    throw new TypeError(`certificate allow-list entry must be a plain URL prefix: ${entry}`);
   return { protocol: url.protocol, host: url.host, path: url.pathname };
 }
 

@@ -41,10 +41,20 @@ export class CbuiReturnError extends Error {
 }
 
 /** Wire name of each token on the return URL -> its field in CbuiTokensByPipeline. */
-const TOKEN_PARAMS: { [P in CbuiPipeline]: ReadonlyArray<readonly [wire: string, key: keyof CbuiTokensByPipeline[P]]> } = {
+const TOKEN_PARAMS: {
+  [P in CbuiPipeline]: ReadonlyArray<readonly [wire: string, key: keyof CbuiTokensByPipeline[P]]>;
+} = {
   SingleUse: [['tokenID', 'tokenId']],
-  SetupPrepaid: [['prepaidInstrumentID', 'prepaidInstrumentId'], ['fundingTokenID', 'fundingTokenId'], ['prepaidSenderTokenID', 'prepaidSenderTokenId']],
-  SetupPostpaid: [['creditInstrumentID', 'creditInstrumentId'], ['creditSenderTokenID', 'creditSenderTokenId'], ['settlementTokenID', 'settlementTokenId']],
+  SetupPrepaid: [
+    ['prepaidInstrumentID', 'prepaidInstrumentId'],
+    ['fundingTokenID', 'fundingTokenId'],
+    ['prepaidSenderTokenID', 'prepaidSenderTokenId'],
+  ],
+  SetupPostpaid: [
+    ['creditInstrumentID', 'creditInstrumentId'],
+    ['creditSenderTokenID', 'creditSenderTokenId'],
+    ['settlementTokenID', 'settlementTokenId'],
+  ],
 };
 
 const SUCCESS: readonly string[] = ['SA', 'SB', 'SC'];
@@ -54,7 +64,8 @@ type ReturnParams = Readonly<Record<string, string | undefined>>;
 
 function required(params: ReturnParams, name: string): string {
   const value = params[name];
-  if (typeof value !== 'string' || value === '') throw new CbuiReturnError(`CBUI return lacks ${name}`, 'MissingParameter', name);
+  if (typeof value !== 'string' || value === '')
+    throw new CbuiReturnError(`CBUI return lacks ${name}`, 'MissingParameter', name);
   return value;
 }
 
@@ -65,11 +76,14 @@ function required(params: ReturnParams, name: string): string {
  */
 export function parseCbuiReturn<P extends CbuiPipeline>(pipeline: P, params: ReturnParams): CbuiReturn<P> {
   const tokenParams = TOKEN_PARAMS[pipeline] as ReadonlyArray<readonly [string, string]> | undefined;
-  if (!tokenParams) throw new CbuiReturnError(`unknown pipeline ${JSON.stringify(pipeline)}`, 'UnknownPipeline', 'pipelineName');
+  if (!tokenParams)
+    throw new CbuiReturnError(`unknown pipeline ${JSON.stringify(pipeline)}`, 'UnknownPipeline', 'pipelineName');
   const status = required(params, 'status');
   // Setup pipelines return the sender reference; some clients (and FPS on aborts) send plain callerReference.
   const callerReference =
-    pipeline === 'SingleUse' ? required(params, 'callerReference') : params.callerReferenceSender || required(params, 'callerReference');
+    pipeline === 'SingleUse'
+      ? required(params, 'callerReference')
+      : params.callerReferenceSender || required(params, 'callerReference');
 
   if (SUCCESS.includes(status)) {
     const tokens: Record<string, string> = {};
@@ -85,7 +99,12 @@ export function parseCbuiReturn<P extends CbuiPipeline>(pipeline: P, params: Ret
   }
   if (status === 'A') return { outcome: 'aborted', status, callerReference };
   if (FAILURE.includes(status)) {
-    return { outcome: 'failed', status: status as CbuiFailureStatus, errorMessage: params.errorMessage ?? '', callerReference };
+    return {
+      outcome: 'failed',
+      status: status as CbuiFailureStatus,
+      errorMessage: params.errorMessage ?? '',
+      callerReference,
+    };
   }
   throw new CbuiReturnError(`unknown CBUI status ${JSON.stringify(status)}`, 'UnknownStatus', 'status');
 }

@@ -46,15 +46,24 @@ export type CbuiRequest = CbuiSingleUse | CbuiSetupPrepaid | CbuiSetupPostpaid;
 function pipelineParams(request: CbuiRequest): { references: Record<string, string>; amounts: Record<string, Money> } {
   switch (request.pipeline) {
     case 'SingleUse':
-      return { references: { callerReference: request.callerReference }, amounts: { transactionAmount: request.transactionAmount } };
+      return {
+        references: { callerReference: request.callerReference },
+        amounts: { transactionAmount: request.transactionAmount },
+      };
     case 'SetupPrepaid':
       return {
-        references: { callerReferenceSender: request.callerReferenceSender, callerReferenceFunding: request.callerReferenceFunding },
+        references: {
+          callerReferenceSender: request.callerReferenceSender,
+          callerReferenceFunding: request.callerReferenceFunding,
+        },
         amounts: { fundingAmount: request.fundingAmount },
       };
     case 'SetupPostpaid':
       return {
-        references: { callerReferenceSender: request.callerReferenceSender, callerReferenceSettlement: request.callerReferenceSettlement },
+        references: {
+          callerReferenceSender: request.callerReferenceSender,
+          callerReferenceSettlement: request.callerReferenceSettlement,
+        },
         amounts: { creditLimit: request.creditLimit, globalAmountLimit: request.globalAmountLimit },
       };
     default:
@@ -66,7 +75,8 @@ function pipelineParams(request: CbuiRequest): { references: Record<string, stri
 export function cbuiParams(request: CbuiRequest): Record<string, string> {
   if (!request.callerKey) throw new TypeError('CBUI callerKey is required');
   const returnUrl = new URL(request.returnUrl);
-  if (returnUrl.protocol !== 'http:' && returnUrl.protocol !== 'https:') throw new TypeError('CBUI returnUrl must be http(s)');
+  if (returnUrl.protocol !== 'http:' && returnUrl.protocol !== 'https:')
+    throw new TypeError('CBUI returnUrl must be http(s)');
   const { references, amounts } = pipelineParams(request);
 
   const params: Record<string, string> = {
@@ -84,7 +94,8 @@ export function cbuiParams(request: CbuiRequest): Record<string, string> {
   }
   const currencies = new Set(Object.values(amounts).map((money) => money.currency));
   if (request.currencyCode !== undefined) currencies.add(request.currencyCode);
-  if (currencies.size !== 1) throw new TypeError(`CBUI amounts and currencyCode must share one currency, got ${[...currencies].join(', ')}`);
+  if (currencies.size !== 1)
+    throw new TypeError(`CBUI amounts and currencyCode must share one currency, got ${[...currencies].join(', ')}`);
   const [currency] = currencies;
   for (const [name, money] of Object.entries(amounts)) {
     assertPositiveMinorUnits(money.amount);
@@ -101,9 +112,15 @@ export function cbuiParams(request: CbuiRequest): Record<string, string> {
  */
 export function buildCbuiUrl(request: CbuiRequest): string {
   const endpoint = new URL(request.endpoint);
-  if (endpoint.protocol !== 'http:' && endpoint.protocol !== 'https:') throw new TypeError('CBUI endpoint must be http(s)');
+  if (endpoint.protocol !== 'http:' && endpoint.protocol !== 'https:')
+    throw new TypeError('CBUI endpoint must be http(s)');
   if (endpoint.search || endpoint.hash) throw new TypeError('CBUI endpoint must not carry a query or fragment');
   const host = signingHost(endpoint.host, endpoint.protocol as 'http:' | 'https:');
-  const { signature, ...signed } = signCbuiParams(cbuiParams(request), { host, path: endpoint.pathname }, request.secretKey, request.signatureMethod);
+  const { signature, ...signed } = signCbuiParams(
+    cbuiParams(request),
+    { host, path: endpoint.pathname },
+    request.secretKey,
+    request.signatureMethod,
+  );
   return `${endpoint.origin}${endpoint.pathname}?${toQueryString(signed)}&signature=${rfc3986(signature)}`;
 }

@@ -45,7 +45,8 @@ export class FpsClient implements PaymentGateway {
   /** Throws TypeError for an unusable endpoint or missing credentials (configuration errors). */
   constructor(options: FpsClientOptions) {
     const url = new URL(options.endpoint);
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`FPS endpoint must be http(s): ${options.endpoint}`);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new TypeError(`FPS endpoint must be http(s): ${options.endpoint}`);
     if (url.search || url.hash || url.username || url.password) {
       throw new TypeError('FPS endpoint must not carry a query, fragment or credentials');
     }
@@ -87,7 +88,9 @@ export class FpsClient implements PaymentGateway {
       // Node's fetch (undici) keeps connections alive and pools them per origin by default.
       const response = await fetch(target, {
         method: this.#httpMethod,
-        headers: isGet ? { accept: 'text/xml' } : { accept: 'text/xml', 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' },
+        headers: isGet
+          ? { accept: 'text/xml' }
+          : { accept: 'text/xml', 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' },
         body: isGet ? undefined : body,
         redirect: 'manual',
         signal,
@@ -112,7 +115,9 @@ export class FpsClient implements PaymentGateway {
         Action: action,
         AWSAccessKeyId: this.accessKeyId,
         // Second precision, as boto sends it.
-        Timestamp: this.#now().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+        Timestamp: this.#now()
+          .toISOString()
+          .replace(/\.\d{3}Z$/, 'Z'),
         Version: this.#version,
       };
       return signQueryParams(
@@ -131,14 +136,27 @@ export class FpsClient implements PaymentGateway {
 
   #transportError(action: FpsAction, error: unknown, signal: AbortSignal): FpsError {
     if (signal.aborted) {
-      return new FpsError('Timeout', `${action}: no answer from ${this.#url.origin} within ${this.#timeoutMs} ms`, undefined, undefined);
+      return new FpsError(
+        'Timeout',
+        `${action}: no answer from ${this.#url.origin} within ${this.#timeoutMs} ms`,
+        undefined,
+        undefined,
+      );
     }
     // undici reports "fetch failed" with the socket error as `cause`; only its code and message are
     // kept (they name host and port, never the request's parameters).
     const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
-    const code = typeof cause === 'object' && cause !== null && 'code' in cause ? String((cause as { code: unknown }).code) : undefined;
+    const code =
+      typeof cause === 'object' && cause !== null && 'code' in cause
+        ? String((cause as { code: unknown }).code)
+        : undefined;
     const detail = cause instanceof Error ? cause.message : String(cause);
-    return new FpsError('NetworkError', `${action}: ${code ? `${code} ` : ''}${detail} (${this.#url.origin})`, undefined, undefined);
+    return new FpsError(
+      'NetworkError',
+      `${action}: ${code ? `${code} ` : ''}${detail} (${this.#url.origin})`,
+      undefined,
+      undefined,
+    );
   }
 
   /** Keeps the secret out of console.log/util.inspect even in Node versions that show private fields. */

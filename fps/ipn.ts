@@ -75,7 +75,8 @@ function optional(params: IpnParams, name: string): string | undefined {
 /** SUCCESS / Success / success -> Success; anything else is an error. */
 export function normalizeTransactionStatus(value: string): TransactionStatus {
   const found = TRANSACTION_STATUSES.find((status) => status.toLowerCase() === value.toLowerCase());
-  if (!found) throw new IpnError(`unknown transactionStatus ${JSON.stringify(value)}`, 'InvalidParameter', 'transactionStatus');
+  if (!found)
+    throw new IpnError(`unknown transactionStatus ${JSON.stringify(value)}`, 'InvalidParameter', 'transactionStatus');
   return found;
 }
 
@@ -94,19 +95,29 @@ export function parseIpn(params: IpnParams): Ipn {
     return ipn;
   }
   if (notificationType !== 'TransactionStatus') {
-    throw new IpnError(`unknown notificationType ${JSON.stringify(notificationType)}`, 'InvalidParameter', 'notificationType');
+    throw new IpnError(
+      `unknown notificationType ${JSON.stringify(notificationType)}`,
+      'InvalidParameter',
+      'notificationType',
+    );
   }
 
   let transactionAmount: Money;
   try {
     transactionAmount = parseIpnAmount(required(params, 'transactionAmount'));
   } catch (e) {
-    if (e instanceof MoneyError) throw new IpnError(`transactionAmount: ${e.message}`, 'InvalidParameter', 'transactionAmount');
+    if (e instanceof MoneyError)
+      throw new IpnError(`transactionAmount: ${e.message}`, 'InvalidParameter', 'transactionAmount');
     throw e;
   }
   const date = required(params, 'transactionDate');
   // Epoch seconds; 12 digits reach far beyond any real date while staying a safe integer.
-  if (!/^\d{1,12}$/.test(date)) throw new IpnError(`transactionDate ${JSON.stringify(date)} is not epoch seconds`, 'InvalidParameter', 'transactionDate');
+  if (!/^\d{1,12}$/.test(date))
+    throw new IpnError(
+      `transactionDate ${JSON.stringify(date)} is not epoch seconds`,
+      'InvalidParameter',
+      'transactionDate',
+    );
 
   const ipn: TransactionStatusIpn = {
     notificationType,

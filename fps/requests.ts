@@ -17,15 +17,43 @@ const s = (wire: string, key: string, required = true): Field => ({ wire, key, k
 const m = (wire: string, key: string, required = true): Field => ({ wire, key, kind: 'money', required });
 
 export const ACTION_FIELDS: Readonly<Record<FpsAction, readonly Field[]>> = {
-  Pay: [s('SenderTokenId', 'senderTokenId'), m('TransactionAmount', 'transactionAmount'), s('CallerReference', 'callerReference'), s('SenderDescription', 'senderDescription', false)],
-  Reserve: [s('SenderTokenId', 'senderTokenId'), m('TransactionAmount', 'transactionAmount'), s('CallerReference', 'callerReference'), s('SenderDescription', 'senderDescription', false)],
+  Pay: [
+    s('SenderTokenId', 'senderTokenId'),
+    m('TransactionAmount', 'transactionAmount'),
+    s('CallerReference', 'callerReference'),
+    s('SenderDescription', 'senderDescription', false),
+  ],
+  Reserve: [
+    s('SenderTokenId', 'senderTokenId'),
+    m('TransactionAmount', 'transactionAmount'),
+    s('CallerReference', 'callerReference'),
+    s('SenderDescription', 'senderDescription', false),
+  ],
   Settle: [s('ReserveTransactionId', 'reserveTransactionId'), m('TransactionAmount', 'transactionAmount', false)],
-  Refund: [s('TransactionId', 'transactionId'), s('CallerReference', 'callerReference'), m('RefundAmount', 'refundAmount', false)],
+  Refund: [
+    s('TransactionId', 'transactionId'),
+    s('CallerReference', 'callerReference'),
+    m('RefundAmount', 'refundAmount', false),
+  ],
   Cancel: [s('TransactionId', 'transactionId'), s('Description', 'description', false)],
-  FundPrepaid: [s('PrepaidInstrumentId', 'prepaidInstrumentId'), s('SenderTokenId', 'senderTokenId'), m('FundingAmount', 'fundingAmount'), s('CallerReference', 'callerReference')],
+  FundPrepaid: [
+    s('PrepaidInstrumentId', 'prepaidInstrumentId'),
+    s('SenderTokenId', 'senderTokenId'),
+    m('FundingAmount', 'fundingAmount'),
+    s('CallerReference', 'callerReference'),
+  ],
   GetPrepaidBalance: [s('PrepaidInstrumentId', 'prepaidInstrumentId')],
-  SettleDebt: [s('CreditInstrumentId', 'creditInstrumentId'), s('SenderTokenId', 'senderTokenId'), m('SettlementAmount', 'settlementAmount'), s('CallerReference', 'callerReference')],
-  WriteOffDebt: [s('CreditInstrumentId', 'creditInstrumentId'), m('AdjustmentAmount', 'adjustmentAmount'), s('CallerReference', 'callerReference')],
+  SettleDebt: [
+    s('CreditInstrumentId', 'creditInstrumentId'),
+    s('SenderTokenId', 'senderTokenId'),
+    m('SettlementAmount', 'settlementAmount'),
+    s('CallerReference', 'callerReference'),
+  ],
+  WriteOffDebt: [
+    s('CreditInstrumentId', 'creditInstrumentId'),
+    m('AdjustmentAmount', 'adjustmentAmount'),
+    s('CallerReference', 'callerReference'),
+  ],
   GetDebtBalance: [s('CreditInstrumentId', 'creditInstrumentId')],
   GetOutstandingDebtBalance: [],
   GetTransactionStatus: [s('TransactionId', 'transactionId')],
@@ -64,7 +92,10 @@ const invalid = (message: string) => new FpsError('InvalidParams', message, unde
  * Wire parameters -> typed request, rejecting what real FPS rejected: missing required
  * parameters and malformed amounts (InvalidParams), zero amounts (AmountOutOfRange).
  */
-export function decodeRequest<A extends FpsAction>(action: A, params: Readonly<Record<string, string | undefined>>): FpsRequest<A> {
+export function decodeRequest<A extends FpsAction>(
+  action: A,
+  params: Readonly<Record<string, string | undefined>>,
+): FpsRequest<A> {
   const request: Record<string, unknown> = {};
   for (const field of ACTION_FIELDS[action]) {
     if (field.kind === 'money') {
@@ -74,7 +105,8 @@ export function decodeRequest<A extends FpsAction>(action: A, params: Readonly<R
         if (field.required) throw invalid(`${field.wire}.Value and ${field.wire}.CurrencyCode are required`);
         continue;
       }
-      if (value === undefined || currency === undefined) throw invalid(`${field.wire} needs both .Value and .CurrencyCode`);
+      if (value === undefined || currency === undefined)
+        throw invalid(`${field.wire} needs both .Value and .CurrencyCode`);
       let amount: number;
       try {
         amount = parseDecimal(value, currency);
@@ -86,7 +118,8 @@ export function decodeRequest<A extends FpsAction>(action: A, params: Readonly<R
         }
         throw e;
       }
-      if (amount === 0) throw new FpsError('AmountOutOfRange', `${field.wire} must be greater than zero`, undefined, 400);
+      if (amount === 0)
+        throw new FpsError('AmountOutOfRange', `${field.wire} must be greater than zero`, undefined, 400);
       request[field.key] = { amount, currency } satisfies Money;
     } else {
       const value = params[field.wire];

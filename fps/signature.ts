@@ -96,7 +96,11 @@ export function signCbuiParams(
   return { ...withMeta, signature: hmac(secret, toSign, withMeta.signatureMethod as HmacMethod) };
 }
 
-export function verifyCbuiSignature(params: Params, target: Omit<SignedRequestTarget, 'method'>, secret: string): boolean {
+export function verifyCbuiSignature(
+  params: Params,
+  target: Omit<SignedRequestTarget, 'method'>,
+  secret: string,
+): boolean {
   const method = params.signatureMethod;
   if (params.signatureVersion !== '2' || !isHmacMethod(method) || !params.signature) return false;
   const expected = hmac(secret, stringToSign('GET', target.host, target.path, params, ['signature']), method);

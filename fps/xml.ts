@@ -18,7 +18,10 @@ const NO_RESULT: ReadonlySet<FpsAction> = new Set(['CancelToken']);
 const pascal = (key: string) => key[0].toUpperCase() + key.slice(1);
 const camel = (key: string) => key[0].toLowerCase() + key.slice(1);
 const isMoney = (v: unknown): v is Money =>
-  typeof v === 'object' && v !== null && typeof (v as Money).amount === 'number' && typeof (v as Money).currency === 'string';
+  typeof v === 'object' &&
+  v !== null &&
+  typeof (v as Money).amount === 'number' &&
+  typeof (v as Money).currency === 'string';
 
 const builder = new XMLBuilder({ ignoreAttributes: false, attributeNamePrefix: '@', suppressEmptyNode: false });
 const parser = new XMLParser({
@@ -36,7 +39,12 @@ function toXmlValue(value: unknown): unknown {
 }
 
 /** A success response, e.g. <PayResponse xmlns=...><PayResult>...</PayResult><ResponseMetadata>. */
-export function buildResponseXml<A extends FpsAction>(action: A, result: FpsResult<A>, requestId: string, version = FPS_API_VERSION): string {
+export function buildResponseXml<A extends FpsAction>(
+  action: A,
+  result: FpsResult<A>,
+  requestId: string,
+  version = FPS_API_VERSION,
+): string {
   const fields: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(result as object)) {
     if (value !== undefined) fields[pascal(key)] = toXmlValue(value);
@@ -56,7 +64,10 @@ export function buildErrorXml(code: string, message: string, requestId: string):
 }
 
 type FieldShape = 'string' | 'optionalString' | 'money' | 'transactionStatus' | 'tokenStatus' | 'verificationStatus';
-const TRANSACTION: Readonly<Record<string, FieldShape>> = { transactionId: 'string', transactionStatus: 'transactionStatus' };
+const TRANSACTION: Readonly<Record<string, FieldShape>> = {
+  transactionId: 'string',
+  transactionStatus: 'transactionStatus',
+};
 
 /**
  * What each result must contain. The client checks it so that a truncated or foreign answer becomes
@@ -75,8 +86,19 @@ const RESULT_SHAPES: Readonly<Record<FpsAction, Readonly<Record<string, FieldSha
   GetDebtBalance: { availableBalance: 'money', pendingOutBalance: 'money' },
   GetOutstandingDebtBalance: { outstandingBalance: 'money', pendingOutBalance: 'money' },
   // StatusMessage may be empty or absent for some statuses; it is informational only.
-  GetTransactionStatus: { ...TRANSACTION, callerReference: 'string', statusCode: 'string', statusMessage: 'optionalString' },
-  GetTokenByCaller: { tokenId: 'string', tokenStatus: 'tokenStatus', tokenType: 'string', callerReference: 'string', dateInstalled: 'string' },
+  GetTransactionStatus: {
+    ...TRANSACTION,
+    callerReference: 'string',
+    statusCode: 'string',
+    statusMessage: 'optionalString',
+  },
+  GetTokenByCaller: {
+    tokenId: 'string',
+    tokenStatus: 'tokenStatus',
+    tokenType: 'string',
+    callerReference: 'string',
+    dateInstalled: 'string',
+  },
   CancelToken: {},
   VerifySignature: { verificationStatus: 'verificationStatus' },
 };
@@ -90,7 +112,8 @@ const ENUMS: Partial<Record<FieldShape, readonly string[]>> = {
 function readMoney(key: string, value: unknown): Money {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`${key} is not an amount`);
   const { CurrencyCode, Value } = value as Record<string, unknown>;
-  if (typeof CurrencyCode !== 'string' || typeof Value !== 'string') throw new Error(`${key} needs one CurrencyCode and one Value`);
+  if (typeof CurrencyCode !== 'string' || typeof Value !== 'string')
+    throw new Error(`${key} needs one CurrencyCode and one Value`);
   return { currency: CurrencyCode, amount: parseDecimal(Value, CurrencyCode) };
 }
 
@@ -144,7 +167,11 @@ export function parseErrorXml(xml: string, httpStatus: number): FpsError {
  * (with its RequestId), anything else becomes an FpsError. Throws only FpsError: the FPS error,
  * or MalformedResponse for anything unreadable, incomplete or of another action.
  */
-export function parseResponseXml<A extends FpsAction>(action: A, xml: string, httpStatus = 200): FpsResult<A> & { requestId?: string } {
+export function parseResponseXml<A extends FpsAction>(
+  action: A,
+  xml: string,
+  httpStatus = 200,
+): FpsResult<A> & { requestId?: string } {
   if (!(httpStatus >= 200 && httpStatus <= 299)) throw parseErrorXml(xml, httpStatus);
   const doc = parseDocument(xml);
   if (typeof doc === 'string') throw malformed(doc, httpStatus);
@@ -160,7 +187,8 @@ export function parseResponseXml<A extends FpsAction>(action: A, xml: string, ht
     const resultElement = asRecord(response[`${action}Result`]);
     const container = RESULT_CONTAINER[action];
     const found = container ? asRecord(resultElement?.[container]) : resultElement;
-    if (found === undefined) throw malformed(`no <${action}Result>${container ? `<${container}>` : ''} element`, httpStatus);
+    if (found === undefined)
+      throw malformed(`no <${action}Result>${container ? `<${container}>` : ''} element`, httpStatus);
     fields = found;
   }
   const result: Record<string, unknown> = {};
@@ -169,7 +197,8 @@ export function parseResponseXml<A extends FpsAction>(action: A, xml: string, ht
     for (const [name, value] of Object.entries(fields)) {
       if (typeof value === 'string') result[camel(name)] = value;
     }
-    for (const [key, fieldShape] of Object.entries(shape)) result[key] = readField(key, fieldShape, fields[pascal(key)]);
+    for (const [key, fieldShape] of Object.entries(shape))
+      result[key] = readField(key, fieldShape, fields[pascal(key)]);
   } catch (e) {
     throw malformed(e instanceof Error ? e.message : String(e), httpStatus);
   }

@@ -8,7 +8,13 @@ import { singleUseMachine, type SingleUseContext } from './single-use';
 
 export * from './common';
 export { prepaidMachine, type PrepaidContext, type PrepaidInput } from './prepaid';
-export { postpaidMachine, exposureOf, pendingSettlementAmount, type PostpaidContext, type PostpaidInput } from './postpaid';
+export {
+  postpaidMachine,
+  exposureOf,
+  pendingSettlementAmount,
+  type PostpaidContext,
+  type PostpaidInput,
+} from './postpaid';
 export { singleUseMachine, refundableAmount, type SingleUseContext, type SingleUseInput } from './single-use';
 
 /** Same strings as the workflow's InstrumentType (machines import nothing from other folders). */

@@ -87,9 +87,15 @@ export const postpaidMachine = setup({
       !findPending(context, event.ref),
     /** A write-off covers the whole debt, with no purchase or settlement still open. */
     writeOffCoversDebt: ({ context, event }) =>
-      event.type === 'WRITE_OFF' && isPositiveAmount(event.amount) && event.amount === context.debt && context.pending.length === 0,
+      event.type === 'WRITE_OFF' &&
+      isPositiveAmount(event.amount) &&
+      event.amount === context.debt &&
+      context.pending.length === 0,
     refundWithinRefundable: ({ context, event }) =>
-      event.type === 'REFUND' && isPositiveAmount(event.amount) && event.amount <= (event.refundable ?? 0) && !findPending(context, event.ref),
+      event.type === 'REFUND' &&
+      isPositiveAmount(event.amount) &&
+      event.amount <= (event.refundable ?? 0) &&
+      !findPending(context, event.ref),
     isPendingOperation: ({ context, event }) => hasPending(context, eventRef(event)),
     isPendingSettlement: ({ context, event }) => hasPending(context, eventRef(event), 'settle'),
     isPendingWriteOff: ({ context, event }) => hasPending(context, eventRef(event), 'writeOff'),
@@ -116,20 +122,30 @@ export const postpaidMachine = setup({
         : {},
     ),
     trackSettlement: assign(({ context, event }) =>
-      event.type === 'SETTLE' ? { pending: withPending(context, { ref: event.ref, operation: 'settle', amount: event.amount }) } : {},
+      event.type === 'SETTLE'
+        ? { pending: withPending(context, { ref: event.ref, operation: 'settle', amount: event.amount }) }
+        : {},
     ),
     trackWriteOffFromActive: assign(({ context, event }) =>
       event.type === 'WRITE_OFF'
-        ? { resumeState: 'active' as const, pending: withPending(context, { ref: event.ref, operation: 'writeOff', amount: event.amount }) }
+        ? {
+            resumeState: 'active' as const,
+            pending: withPending(context, { ref: event.ref, operation: 'writeOff', amount: event.amount }),
+          }
         : {},
     ),
     trackWriteOffFromDelinquent: assign(({ context, event }) =>
       event.type === 'WRITE_OFF'
-        ? { resumeState: 'delinquent' as const, pending: withPending(context, { ref: event.ref, operation: 'writeOff', amount: event.amount }) }
+        ? {
+            resumeState: 'delinquent' as const,
+            pending: withPending(context, { ref: event.ref, operation: 'writeOff', amount: event.amount }),
+          }
         : {},
     ),
     trackRefund: assign(({ context, event }) =>
-      event.type === 'REFUND' ? { pending: withPending(context, { ref: event.ref, operation: 'refund', amount: event.amount }) } : {},
+      event.type === 'REFUND'
+        ? { pending: withPending(context, { ref: event.ref, operation: 'refund', amount: event.amount }) }
+        : {},
     ),
     applySuccess: assign(({ context, event }) => {
       if (event.type !== 'TRANSACTION_SUCCEEDED') return {};

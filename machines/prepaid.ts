@@ -36,7 +36,8 @@ function balanceAfter(context: PrepaidContext, event: InstrumentEvent): number {
   if (event.type === 'TRANSACTION_SUCCEEDED') {
     return op.operation === 'fund' || op.operation === 'refund' ? context.balance + op.amount : context.balance;
   }
-  if (event.type === 'TRANSACTION_FAILED') return op.operation === 'purchase' ? context.balance + op.amount : context.balance;
+  if (event.type === 'TRANSACTION_FAILED')
+    return op.operation === 'purchase' ? context.balance + op.amount : context.balance;
   return context.balance;
 }
 
@@ -53,12 +54,20 @@ export const prepaidMachine = setup({
     input: {} as PrepaidInput,
   },
   guards: {
-    hasFundingOperation: ({ event }) => event.type === 'AUTHORIZED' && typeof event.ref === 'string' && isPositiveAmount(event.amount),
+    hasFundingOperation: ({ event }) =>
+      event.type === 'AUTHORIZED' && typeof event.ref === 'string' && isPositiveAmount(event.amount),
     balanceCovers: ({ context, event }) =>
-      event.type === 'PURCHASE' && isPositiveAmount(event.amount) && event.amount <= context.balance && !findPending(context, event.ref),
-    validFunding: ({ context, event }) => event.type === 'FUND' && isPositiveAmount(event.amount) && !findPending(context, event.ref),
+      event.type === 'PURCHASE' &&
+      isPositiveAmount(event.amount) &&
+      event.amount <= context.balance &&
+      !findPending(context, event.ref),
+    validFunding: ({ context, event }) =>
+      event.type === 'FUND' && isPositiveAmount(event.amount) && !findPending(context, event.ref),
     refundWithinRefundable: ({ context, event }) =>
-      event.type === 'REFUND' && isPositiveAmount(event.amount) && event.amount <= (event.refundable ?? 0) && !findPending(context, event.ref),
+      event.type === 'REFUND' &&
+      isPositiveAmount(event.amount) &&
+      event.amount <= (event.refundable ?? 0) &&
+      !findPending(context, event.ref),
     isPendingOperation: ({ context, event }) => hasPending(context, eventRef(event)),
     /** The outcome settles the last pending operation and leaves nothing to spend (nor anything that could add to it). */
     outcomeDepletes: ({ context, event }) => outcomeDepletes(context, event),
@@ -69,19 +78,29 @@ export const prepaidMachine = setup({
   actions: {
     startFunding: assign(({ context, event }) =>
       event.type === 'AUTHORIZED'
-        ? { pending: withPending(context, { ref: event.ref!, operation: 'fund', amount: event.amount! }), fundingAmount: event.amount! }
+        ? {
+            pending: withPending(context, { ref: event.ref!, operation: 'fund', amount: event.amount! }),
+            fundingAmount: event.amount!,
+          }
         : {},
     ),
     holdPurchase: assign(({ context, event }) =>
       event.type === 'PURCHASE'
-        ? { balance: context.balance - event.amount, pending: withPending(context, { ref: event.ref, operation: 'purchase', amount: event.amount }) }
+        ? {
+            balance: context.balance - event.amount,
+            pending: withPending(context, { ref: event.ref, operation: 'purchase', amount: event.amount }),
+          }
         : {},
     ),
     trackFunding: assign(({ context, event }) =>
-      event.type === 'FUND' ? { pending: withPending(context, { ref: event.ref, operation: 'fund', amount: event.amount }) } : {},
+      event.type === 'FUND'
+        ? { pending: withPending(context, { ref: event.ref, operation: 'fund', amount: event.amount }) }
+        : {},
     ),
     trackRefund: assign(({ context, event }) =>
-      event.type === 'REFUND' ? { pending: withPending(context, { ref: event.ref, operation: 'refund', amount: event.amount }) } : {},
+      event.type === 'REFUND'
+        ? { pending: withPending(context, { ref: event.ref, operation: 'refund', amount: event.amount }) }
+        : {},
     ),
     /** FPS confirmed the operation: a purchase's hold becomes spent, funding and refunds become balance. */
     applySuccess: assign(({ context, event }) => {
@@ -105,11 +124,17 @@ export const prepaidMachine = setup({
       if (event.type !== 'TRANSACTION_FAILED') return {};
       const op = findPending(context, event.ref);
       if (!op) return {};
-      return { pending: withoutPending(context, op.ref), balance: op.operation === 'purchase' ? context.balance + op.amount : context.balance };
+      return {
+        pending: withoutPending(context, op.ref),
+        balance: op.operation === 'purchase' ? context.balance + op.amount : context.balance,
+      };
     }),
     recordInitialFundingFailure: assign(({ context, event }) =>
       event.type === 'TRANSACTION_FAILED'
-        ? { pending: withoutPending(context, event.ref), closeReason: `initial funding failed${event.reason ? `: ${event.reason}` : ''}` }
+        ? {
+            pending: withoutPending(context, event.ref),
+            closeReason: `initial funding failed${event.reason ? `: ${event.reason}` : ''}`,
+          }
         : {},
     ),
     recordCloseReason: assign(({ event }) => {

@@ -32,7 +32,8 @@ export interface SingleUseContext extends BaseContext {
   refunded: number;
 }
 
-const refundableOf = (context: SingleUseContext) => context.charged - context.refunded - sumOf(pendingOf(context, 'refund'));
+const refundableOf = (context: SingleUseContext) =>
+  context.charged - context.refunded - sumOf(pendingOf(context, 'refund'));
 
 export const singleUseMachine = setup({
   types: {
@@ -42,19 +43,30 @@ export const singleUseMachine = setup({
   },
   guards: {
     reserveWithinAuthorization: ({ context, event }) =>
-      event.type === 'PURCHASE' && context.mode === 'reserve' && isPositiveAmount(event.amount) && event.amount <= context.amount,
+      event.type === 'PURCHASE' &&
+      context.mode === 'reserve' &&
+      isPositiveAmount(event.amount) &&
+      event.amount <= context.amount,
     payWithinAuthorization: ({ context, event }) =>
-      event.type === 'PURCHASE' && context.mode === 'pay' && isPositiveAmount(event.amount) && event.amount <= context.amount,
+      event.type === 'PURCHASE' &&
+      context.mode === 'pay' &&
+      isPositiveAmount(event.amount) &&
+      event.amount <= context.amount,
     captureWithinReservation: ({ context, event }) =>
       event.type === 'CAPTURE' && isPositiveAmount(event.amount) && event.amount <= context.reserved,
     refundWithinRefundable: ({ context, event }) =>
-      event.type === 'REFUND' && isPositiveAmount(event.amount) && event.amount <= refundableOf(context) && !findPending(context, event.ref),
+      event.type === 'REFUND' &&
+      isPositiveAmount(event.amount) &&
+      event.amount <= refundableOf(context) &&
+      !findPending(context, event.ref),
     isPendingOperation: ({ context, event }) => hasPending(context, eventRef(event)),
     isPendingRefund: ({ context, event }) => hasPending(context, eventRef(event), 'refund'),
     /** The refund's success leaves nothing refundable and nothing else open. */
     refundCompletes: ({ context, event }) => {
       const op = findPending(context, eventRef(event));
-      return op?.operation === 'refund' && context.refunded + op.amount === context.charged && context.pending.length === 1;
+      return (
+        op?.operation === 'refund' && context.refunded + op.amount === context.charged && context.pending.length === 1
+      );
     },
     nothingPending: ({ context }) => context.pending.length === 0,
   },
@@ -96,7 +108,10 @@ export const singleUseMachine = setup({
     dropOperation: assign(({ context, event }) => ({ pending: withoutPending(context, eventRef(event)) })),
     recordDecline: assign(({ context, event }) =>
       event.type === 'TRANSACTION_FAILED'
-        ? { pending: withoutPending(context, event.ref), closeReason: `purchase declined${event.reason ? `: ${event.reason}` : ''}` }
+        ? {
+            pending: withoutPending(context, event.ref),
+            closeReason: `purchase declined${event.reason ? `: ${event.reason}` : ''}`,
+          }
         : {},
     ),
     recordCloseReason: assign(({ event }) => {

@@ -15,7 +15,11 @@ export interface AdminDeps {
 }
 
 /** Money in admin JSON: integer minor units plus the decimal string. */
-export const moneyView = (amount: number, currency: string) => ({ amount, currency, value: formatDecimal(amount, currency) });
+export const moneyView = (amount: number, currency: string) => ({
+  amount,
+  currency,
+  value: formatDecimal(amount, currency),
+});
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 export function transactionView(tx: TransactionRow) {
@@ -115,7 +119,10 @@ const limitOf = (value: unknown, fallback = 100) => {
 };
 
 function problem(res: Response, status: number, title: string, detail?: string): void {
-  res.status(status).type('application/problem+json').send(JSON.stringify({ type: 'about:blank', title, status, detail }));
+  res
+    .status(status)
+    .type('application/problem+json')
+    .send(JSON.stringify({ type: 'about:blank', title, status, detail }));
 }
 
 export function adminRouter(deps: AdminDeps): Router {
@@ -145,7 +152,12 @@ export function adminRouter(deps: AdminDeps): Router {
     res.json(ipn.configure(parsed.data));
   });
   router.get('/admin/ipn-deliveries', (req, res) => {
-    const subject = typeof req.query.transactionId === 'string' ? req.query.transactionId : typeof req.query.tokenId === 'string' ? req.query.tokenId : undefined;
+    const subject =
+      typeof req.query.transactionId === 'string'
+        ? req.query.transactionId
+        : typeof req.query.tokenId === 'string'
+          ? req.query.tokenId
+          : undefined;
     res.json({ deliveries: ipn.list(limitOf(req.query.limit), subject).map(deliveryView) });
   });
 
@@ -161,17 +173,27 @@ export function adminRouter(deps: AdminDeps): Router {
   router.get('/admin/transactions/:id', (req, res) => {
     const tx = ledger.transaction(req.params.id);
     if (!tx) return problem(res, 404, 'no such transaction', req.params.id);
-    res.json({ ...transactionView(tx), refunds: ledger.childrenOf(tx.id).map(transactionView), ipnDeliveries: ipn.list(100, tx.id).map(deliveryView) });
+    res.json({
+      ...transactionView(tx),
+      refunds: ledger.childrenOf(tx.id).map(transactionView),
+      ipnDeliveries: ipn.list(100, tx.id).map(deliveryView),
+    });
   });
   router.get('/admin/prepaid/:id', (req, res) => {
     const p = ledger.prepaid(req.params.id);
     if (!p) return problem(res, 404, 'no such prepaid instrument', req.params.id);
-    res.json({ ...prepaidView(p, ledger), transactions: ledger.listTransactions({ instrumentId: p.id, limit: 100 }).map(transactionView) });
+    res.json({
+      ...prepaidView(p, ledger),
+      transactions: ledger.listTransactions({ instrumentId: p.id, limit: 100 }).map(transactionView),
+    });
   });
   router.get('/admin/credit/:id', (req, res) => {
     const c = ledger.credit(req.params.id);
     if (!c) return problem(res, 404, 'no such credit instrument', req.params.id);
-    res.json({ ...creditView(c, ledger), transactions: ledger.listTransactions({ instrumentId: c.id, limit: 100 }).map(transactionView) });
+    res.json({
+      ...creditView(c, ledger),
+      transactions: ledger.listTransactions({ instrumentId: c.id, limit: 100 }).map(transactionView),
+    });
   });
   router.get('/admin/tokens/:id', (req, res) => {
     const t = ledger.token(req.params.id);
@@ -192,7 +214,13 @@ export function adminRouter(deps: AdminDeps): Router {
         settled: m(r.settled, r.currency),
         refunded: m(r.refunded, r.currency),
       })),
-      prepaid: s.prepaid.map((r) => ({ currency: r.currency, count: r.n, balance: m(r.balance, r.currency), funded: m(r.funded, r.currency), spent: m(r.spent, r.currency) })),
+      prepaid: s.prepaid.map((r) => ({
+        currency: r.currency,
+        count: r.n,
+        balance: m(r.balance, r.currency),
+        funded: m(r.funded, r.currency),
+        spent: m(r.spent, r.currency),
+      })),
       credit: s.credit.map((r) => ({
         currency: r.currency,
         count: r.n,
@@ -208,7 +236,10 @@ export function adminRouter(deps: AdminDeps): Router {
   });
 
   router.get('/admin', (_req, res) => {
-    res.set('content-security-policy', PAGE_CSP).type('html').send(page('FPS sandbox ledger', ledgerPage(deps), { wide: true }));
+    res
+      .set('content-security-policy', PAGE_CSP)
+      .type('html')
+      .send(page('FPS sandbox ledger', ledgerPage(deps), { wide: true }));
   });
 
   router.use('/admin', (_req, res) => problem(res, 404, 'no such admin endpoint'));
@@ -231,41 +262,137 @@ function deliveryView(d: ReturnType<IpnSender['list']>[number]) {
     createdAt: iso(d.created_at),
     deliveredAt: iso(d.delivered_at),
     params: Object.fromEntries(new URLSearchParams(d.body)),
-    attemptLog: d.attemptLog.map((a) => ({ attempt: a.attempt, at: iso(a.at), httpStatus: a.http_status, error: a.error, ms: a.ms })),
+    attemptLog: d.attemptLog.map((a) => ({
+      attempt: a.attempt,
+      at: iso(a.at),
+      httpStatus: a.http_status,
+      error: a.error,
+      ms: a.ms,
+    })),
   };
 }
 
 function ledgerPage({ ledger, ipn, faults }: AdminDeps): Html {
-  const money = (amount: number, currency: string) => html`<td class="num">${currency} ${formatDecimal(amount, currency)}</td>`;
+  const money = (amount: number, currency: string) =>
+    html`<td class="num">${currency} ${formatDecimal(amount, currency)}</td>`;
   const short = (id: string | null) => (id ? html`<code title="${id}">${id.slice(0, 12)}…</code>` : '');
   const when = (ms: number | null) => (ms === null ? '' : new Date(ms).toISOString().replace('T', ' ').slice(0, 19));
-  return html`
-<h1>FPS sandbox ledger</h1>
-<p>Loopback developer tool. JSON: <code>/admin/summary</code>, <code>/admin/transactions</code>, <code>/admin/ipn-deliveries</code>.
-Faults queued: ${faults.list().length}. IPN: ${ipn.settings().enabled ? ipn.settings().url || '(no URL)' : 'disabled'}.</p>
-<h2>Prepaid instruments</h2>
-<table><tr><th>id</th><th>balance</th><th>funded</th><th>spent</th><th>limit</th><th>created</th></tr>
-${ledger.listPrepaid(50).map(
-  (p) => html`<tr><td>${short(p.id)}</td>${money(p.balance, p.currency)}${money(p.funded_total, p.currency)}${money(p.spent_total, p.currency)}${money(p.funding_limit, p.currency)}<td>${when(p.created_at)}</td></tr>`,
-)}</table>
-<h2>Credit instruments</h2>
-<table><tr><th>id</th><th>debt</th><th>credit limit</th><th>charged</th><th>settled</th><th>written off</th><th>created</th></tr>
-${ledger.listCredit(50).map(
-  (c) => html`<tr><td>${short(c.id)}</td>${money(c.debt, c.currency)}${money(c.credit_limit, c.currency)}${money(c.charged_total, c.currency)}${money(c.settled_total, c.currency)}${money(c.written_off_total, c.currency)}<td>${when(c.created_at)}</td></tr>`,
-)}</table>
-<h2>Transactions (latest 100)</h2>
-<table><tr><th>id</th><th>operation</th><th>status</th><th>amount</th><th>refunded</th><th>CallerReference</th><th>instrument</th><th>created</th></tr>
-${ledger.listTransactions({ limit: 100 }).map(
-  (t) => html`<tr><td>${short(t.id)}</td><td>${t.operation}</td><td>${t.status}</td>${money(t.amount, t.currency)}${money(t.refunded_amount, t.currency)}<td>${t.caller_reference}</td><td>${short(t.instrument_id)}</td><td>${when(t.created_at)}</td></tr>`,
-)}</table>
-<h2>Tokens (latest 50)</h2>
-<table><tr><th>id</th><th>type</th><th>status</th><th>CallerReference</th><th>instrument</th><th>installed</th></tr>
-${ledger.listTokens(50).map(
-  (t) => html`<tr><td>${short(t.id)}</td><td>${t.type}</td><td>${t.status}</td><td>${t.caller_reference}</td><td>${short(t.instrument_id)}</td><td>${when(t.date_installed)}</td></tr>`,
-)}</table>
-<h2>IPN deliveries (latest 50)</h2>
-<table><tr><th>#</th><th>type</th><th>transaction / token</th><th>status sent</th><th>delivery</th><th>attempts</th><th>last</th><th>url</th></tr>
-${ipn.list(50).map(
-  (d) => html`<tr><td>${d.id}</td><td>${d.notification_type}</td><td>${short(d.transaction_id ?? d.token_id)}</td><td>${d.transaction_status ?? ''}</td><td>${d.status}</td><td class="num">${d.attempts}</td><td>${d.last_http_status ?? d.last_error ?? ''}</td><td>${d.url}</td></tr>`,
-)}</table>`;
+  return html` <h1>FPS sandbox ledger</h1>
+    <p>
+      Loopback developer tool. JSON: <code>/admin/summary</code>, <code>/admin/transactions</code>,
+      <code>/admin/ipn-deliveries</code>. Faults queued: ${faults.list().length}. IPN:
+      ${ipn.settings().enabled ? ipn.settings().url || '(no URL)' : 'disabled'}.
+    </p>
+    <h2>Prepaid instruments</h2>
+    <table>
+      <tr>
+        <th>id</th>
+        <th>balance</th>
+        <th>funded</th>
+        <th>spent</th>
+        <th>limit</th>
+        <th>created</th>
+      </tr>
+      ${ledger.listPrepaid(50).map(
+        (p) =>
+          html`<tr>
+            <td>${short(p.id)}</td>
+            ${money(p.balance, p.currency)}${money(p.funded_total, p.currency)}${money(p.spent_total, p.currency)}${money(p.funding_limit, p.currency)}
+            <td>${when(p.created_at)}</td>
+          </tr>`,
+      )}
+    </table>
+    <h2>Credit instruments</h2>
+    <table>
+      <tr>
+        <th>id</th>
+        <th>debt</th>
+        <th>credit limit</th>
+        <th>charged</th>
+        <th>settled</th>
+        <th>written off</th>
+        <th>created</th>
+      </tr>
+      ${ledger.listCredit(50).map(
+        (c) =>
+          html`<tr>
+            <td>${short(c.id)}</td>
+            ${money(c.debt, c.currency)}${money(c.credit_limit, c.currency)}${money(c.charged_total, c.currency)}${money(c.settled_total, c.currency)}${money(c.written_off_total, c.currency)}
+            <td>${when(c.created_at)}</td>
+          </tr>`,
+      )}
+    </table>
+    <h2>Transactions (latest 100)</h2>
+    <table>
+      <tr>
+        <th>id</th>
+        <th>operation</th>
+        <th>status</th>
+        <th>amount</th>
+        <th>refunded</th>
+        <th>CallerReference</th>
+        <th>instrument</th>
+        <th>created</th>
+      </tr>
+      ${ledger.listTransactions({ limit: 100 }).map(
+        (t) =>
+          html`<tr>
+            <td>${short(t.id)}</td>
+            <td>${t.operation}</td>
+            <td>${t.status}</td>
+            ${money(t.amount, t.currency)}${money(t.refunded_amount, t.currency)}
+            <td>${t.caller_reference}</td>
+            <td>${short(t.instrument_id)}</td>
+            <td>${when(t.created_at)}</td>
+          </tr>`,
+      )}
+    </table>
+    <h2>Tokens (latest 50)</h2>
+    <table>
+      <tr>
+        <th>id</th>
+        <th>type</th>
+        <th>status</th>
+        <th>CallerReference</th>
+        <th>instrument</th>
+        <th>installed</th>
+      </tr>
+      ${ledger.listTokens(50).map(
+        (t) =>
+          html`<tr>
+            <td>${short(t.id)}</td>
+            <td>${t.type}</td>
+            <td>${t.status}</td>
+            <td>${t.caller_reference}</td>
+            <td>${short(t.instrument_id)}</td>
+            <td>${when(t.date_installed)}</td>
+          </tr>`,
+      )}
+    </table>
+    <h2>IPN deliveries (latest 50)</h2>
+    <table>
+      <tr>
+        <th>#</th>
+        <th>type</th>
+        <th>transaction / token</th>
+        <th>status sent</th>
+        <th>delivery</th>
+        <th>attempts</th>
+        <th>last</th>
+        <th>url</th>
+      </tr>
+      ${ipn.list(50).map(
+        (d) =>
+          html`<tr>
+            <td>${d.id}</td>
+            <td>${d.notification_type}</td>
+            <td>${short(d.transaction_id ?? d.token_id)}</td>
+            <td>${d.transaction_status ?? ''}</td>
+            <td>${d.status}</td>
+            <td class="num">${d.attempts}</td>
+            <td>${d.last_http_status ?? d.last_error ?? ''}</td>
+            <td>${d.url}</td>
+          </tr>`,
+      )}
+    </table>`;
 }

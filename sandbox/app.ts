@@ -147,7 +147,15 @@ function assemble(options: SandboxOptions, url: string, server: http.Server, log
       if (closing) setImmediate(() => server.closeIdleConnections());
       if (res.locals.logged) return;
       // Path only: CBUI query strings carry signatures and are nobody's business in a log.
-      logger.info({ method: req.method, path: req.path, status: res.statusCode, ms: Math.round((performance.now() - started) * 10) / 10 }, 'http request');
+      logger.info(
+        {
+          method: req.method,
+          path: req.path,
+          status: res.statusCode,
+          ms: Math.round((performance.now() - started) * 10) / 10,
+        },
+        'http request',
+      );
     });
     next();
   });
@@ -168,7 +176,12 @@ function assemble(options: SandboxOptions, url: string, server: http.Server, log
     res.type('html').send(
       page(
         'FPS sandbox',
-        html`<h1>FPS sandbox</h1><p>Query API (FPS 2008-09-17 / 2010-08-28) at <code>/</code>, Co-Branded UI at <code>/cobranded-ui/actions/start</code>, certificate at <code>/certs/${CERT_FILE}</code>.</p><p><a href="/admin">Ledger view</a></p>`,
+        html`<h1>FPS sandbox</h1>
+          <p>
+            Query API (FPS 2008-09-17 / 2010-08-28) at <code>/</code>, Co-Branded UI at
+            <code>/cobranded-ui/actions/start</code>, certificate at <code>/certs/${CERT_FILE}</code>.
+          </p>
+          <p><a href="/admin">Ledger view</a></p>`,
       ),
     );
   });
@@ -180,7 +193,10 @@ function assemble(options: SandboxOptions, url: string, server: http.Server, log
   app.use((err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
     const status = (err as { status?: number }).status ?? 500;
     if (status >= 500) logger.error({ err }, 'unhandled error');
-    res.status(status).type('text/plain').send(status >= 500 ? 'Internal error\n' : `${(err as Error).message}\n`);
+    res
+      .status(status)
+      .type('text/plain')
+      .send(status >= 500 ? 'Internal error\n' : `${(err as Error).message}\n`);
   });
 
   sender.start(); // resumes deliveries an earlier run left pending

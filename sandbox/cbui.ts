@@ -68,20 +68,28 @@ export function cbuiRouter(deps: CbuiDeps): Router {
     const header = req.get(DECISION_HEADER);
     if (header !== undefined) {
       const decision = header.trim().toLowerCase();
-      if (decision !== 'approve' && decision !== 'abort') return errorPage(res, `${DECISION_HEADER} must be approve or abort, not ${JSON.stringify(header)}`);
+      if (decision !== 'approve' && decision !== 'abort')
+        return errorPage(res, `${DECISION_HEADER} must be approve or abort, not ${JSON.stringify(header)}`);
       return redirect(res, decide(start, decision));
     }
     if (start.problem) return redirect(res, decide(start, 'abort'));
     const id = newCbuiRequestId();
     deps.ledger.saveCbuiRequest(id, start.params);
-    res.set('content-security-policy', PAGE_CSP).type('html').send(page(SANDBOX_TITLE, approvalPage(id, start)));
+    res
+      .set('content-security-policy', PAGE_CSP)
+      .type('html')
+      .send(page(SANDBOX_TITLE, approvalPage(id, start)));
   });
 
   router.post(CBUI_DECIDE_PATH, express.urlencoded({ extended: false, limit: '16kb' }), (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     const decision = body.decision;
     const params = typeof body.requestId === 'string' ? deps.ledger.cbuiRequest(body.requestId) : undefined;
-    if (!params) return errorPage(res, 'This payment request is unknown or has expired. Please start again from the merchant’s site.');
+    if (!params)
+      return errorPage(
+        res,
+        'This payment request is unknown or has expired. Please start again from the merchant’s site.',
+      );
     if (decision !== 'approve' && decision !== 'abort') return errorPage(res, 'Choose Approve or Cancel.');
     // The signature was checked when the page was shown; the parameters are re-read from storage.
     redirect(res, decide(parseStart(params), decision));
@@ -103,7 +111,12 @@ export function cbuiRouter(deps: CbuiDeps): Router {
       }
     }
     deps.logger.info(
-      { cbui: start.pipeline, decision, status: returned.status, callerReference: start.references.callerReference ?? start.references.callerReferenceSender },
+      {
+        cbui: start.pipeline,
+        decision,
+        status: returned.status,
+        callerReference: start.references.callerReference ?? start.references.callerReferenceSender,
+      },
       'cbui decision',
     );
     return signedReturnUrl(start.returnUrl, returned, deps);
@@ -132,12 +145,21 @@ function errorPage(res: Response, message: string): void {
     .status(400)
     .set('content-security-policy', PAGE_CSP)
     .type('html')
-    .send(page(`${SANDBOX_TITLE}: error`, html`<h1>We could not process this request</h1><p class="error">${message}</p>`));
+    .send(
+      page(
+        `${SANDBOX_TITLE}: error`,
+        html`<h1>We could not process this request</h1>
+          <p class="error">${message}</p>`,
+      ),
+    );
 }
 
 /** "MM/YYYY" of the payment method, as FPS put it on the return URL. */
 function expiry(expiresAt: number | undefined): string {
-  const date = expiresAt !== undefined ? new Date(expiresAt) : new Date(Date.UTC(new Date().getUTCFullYear() + 5, new Date().getUTCMonth(), 1));
+  const date =
+    expiresAt !== undefined
+      ? new Date(expiresAt)
+      : new Date(Date.UTC(new Date().getUTCFullYear() + 5, new Date().getUTCMonth(), 1));
   return `${String(date.getUTCMonth() + 1).padStart(2, '0')}/${date.getUTCFullYear()}`;
 }
 
@@ -151,7 +173,9 @@ function checkStart(req: Request, keys: ReadonlyMap<string, string>): CbuiStart 
   if (secret === undefined) throw new BadPipelineRequest(`The caller key ${callerKey} is not registered.`);
   const hosts = [...signingHostCandidates(req.headers.host), ...FPS_CBUI_HOSTS];
   if (!hosts.some((host) => verifyCbuiSignature(params, { host, path: CBUI_START_PATH }, secret))) {
-    throw new BadPipelineRequest('The merchant’s signature on this request does not verify (Signature Version 2, lower-case "signature").');
+    throw new BadPipelineRequest(
+      'The merchant’s signature on this request does not verify (Signature Version 2, lower-case "signature").',
+    );
   }
   return parseStart(params);
 }
@@ -164,7 +188,8 @@ function parseStart(params: Record<string, string>): CbuiStart {
   } catch {
     throw new BadPipelineRequest('The request has no valid returnURL.');
   }
-  if (returnUrl.protocol !== 'http:' && returnUrl.protocol !== 'https:') throw new BadPipelineRequest('returnURL must be an http(s) URL.');
+  if (returnUrl.protocol !== 'http:' && returnUrl.protocol !== 'https:')
+    throw new BadPipelineRequest('returnURL must be an http(s) URL.');
   const pipeline = params.pipelineName ?? '';
   const known = (CBUI_PIPELINES as readonly string[]).includes(pipeline) ? (pipeline as CbuiPipeline) : undefined;
   const references: Record<string, string> = {};
@@ -173,7 +198,10 @@ function parseStart(params: Record<string, string>): CbuiStart {
   }
   const start: CbuiStart = { params, returnUrl, pipeline, references };
   try {
-    if (!known) throw new BadPipelineRequest(`pipelineName ${JSON.stringify(pipeline)} is not one of ${CBUI_PIPELINES.join(', ')}`);
+    if (!known)
+      throw new BadPipelineRequest(
+        `pipelineName ${JSON.stringify(pipeline)} is not one of ${CBUI_PIPELINES.join(', ')}`,
+      );
     start.auth = authorization(known, params);
   } catch (e) {
     if (!(e instanceof BadPipelineRequest)) throw e;
@@ -191,7 +219,8 @@ function authorization(pipeline: CbuiPipeline, params: Record<string, string>): 
   const reference = (name: string) => {
     const value = params[name];
     if (!value) throw new BadPipelineRequest(`${name} is required for the ${pipeline} pipeline`);
-    if (value.length > MAX_CALLER_REFERENCE_LENGTH) throw new BadPipelineRequest(`${name} is longer than ${MAX_CALLER_REFERENCE_LENGTH} characters`);
+    if (value.length > MAX_CALLER_REFERENCE_LENGTH)
+      throw new BadPipelineRequest(`${name} is longer than ${MAX_CALLER_REFERENCE_LENGTH} characters`);
     return value;
   };
   const amount = (name: string) => {
@@ -209,7 +238,11 @@ function authorization(pipeline: CbuiPipeline, params: Record<string, string>): 
   };
   const base = { pipeline, callerKey: params.callerKey, currency };
   if (pipeline === 'SingleUse') {
-    return { ...base, callerReference: reference('callerReference'), singleUse: { amount: amount('transactionAmount') } };
+    return {
+      ...base,
+      callerReference: reference('callerReference'),
+      singleUse: { amount: amount('transactionAmount') },
+    };
   }
   let expiresAt: number | undefined;
   if (params.validityExpiry !== undefined) {
@@ -253,22 +286,29 @@ function approvalPage(requestId: string, start: CbuiStart): Html {
     SetupPrepaid: 'a prepaid balance',
     SetupPostpaid: 'a postpaid credit account',
   };
-  return html`
-<h1>Authorize ${what[auth.pipeline]}</h1>
-<p class="amount">${rows[0][1]}</p>
-<dl>
-  <dt>Merchant</dt><dd>${auth.callerKey}</dd>
-  <dt>Pipeline</dt><dd id="pipeline">${auth.pipeline}</dd>
-  ${rows.map(([label, value]) => html`<dt>${label}</dt><dd>${value}</dd>`)}
-  <dt>Reason</dt><dd id="payment-reason">${start.params.paymentReason ?? '—'}</dd>
-  <dt>Reference</dt><dd>${auth.callerReference}</dd>
-</dl>
-<form method="post" action="${CBUI_DECIDE_PATH}">
-  <input type="hidden" name="requestId" value="${requestId}">
-  <div class="buttons">
-    <button id="approve" type="submit" name="decision" value="approve">Approve</button>
-    <button id="cancel" type="submit" name="decision" value="abort">Cancel</button>
-  </div>
-</form>
-<p><small>This is a sandbox: no real money moves. Approving creates FPS tokens for the merchant.</small></p>`;
+  return html` <h1>Authorize ${what[auth.pipeline]}</h1>
+    <p class="amount">${rows[0][1]}</p>
+    <dl>
+      <dt>Merchant</dt>
+      <dd>${auth.callerKey}</dd>
+      <dt>Pipeline</dt>
+      <dd id="pipeline">${auth.pipeline}</dd>
+      ${rows.map(
+        ([label, value]) =>
+          html`<dt>${label}</dt>
+            <dd>${value}</dd>`,
+      )}
+      <dt>Reason</dt>
+      <dd id="payment-reason">${start.params.paymentReason ?? '—'}</dd>
+      <dt>Reference</dt>
+      <dd>${auth.callerReference}</dd>
+    </dl>
+    <form method="post" action="${CBUI_DECIDE_PATH}">
+      <input type="hidden" name="requestId" value="${requestId}" />
+      <div class="buttons">
+        <button id="approve" type="submit" name="decision" value="approve">Approve</button>
+        <button id="cancel" type="submit" name="decision" value="abort">Cancel</button>
+      </div>
+    </form>
+    <p><small>This is a sandbox: no real money moves. Approving creates FPS tokens for the merchant.</small></p>`;
 }

@@ -26,8 +26,22 @@ export function ensureSigningIdentity(dataDir: string, commonName: string): Sign
     try {
       execFileSync(
         'openssl',
-        ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '3650',
-          '-subj', `/CN=${commonName.replace(/[/\\=]/g, '_')}/O=FPS sandbox`, '-keyout', tmpKey, '-out', tmpCert],
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'rsa:2048',
+          '-nodes',
+          '-sha256',
+          '-days',
+          '3650',
+          '-subj',
+          `/CN=${commonName.replace(/[/\\=]/g, '_')}/O=FPS sandbox`,
+          '-keyout',
+          tmpKey,
+          '-out',
+          tmpCert,
+        ],
         { stdio: ['ignore', 'ignore', 'pipe'] },
       );
     } catch (e) {

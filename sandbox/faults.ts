@@ -14,7 +14,10 @@ export const FaultSchema = z.discriminatedUnion('kind', [
   z.strictObject({
     kind: z.literal('error'),
     /** Any FPS error code; InternalError (500), ServiceUnavailable and Throttling (503) are the transient ones. */
-    code: z.string().regex(/^[A-Za-z_]{2,64}$/).default('InternalError'),
+    code: z
+      .string()
+      .regex(/^[A-Za-z_]{2,64}$/)
+      .default('InternalError'),
     message: z.string().max(500).optional(),
     count,
     actions,

@@ -1,7 +1,10 @@
 // Minimal HTML for the sandbox's pages (CBUI, errors, admin): escaping and one shared layout.
 
 export function escapeHtml(value: unknown): string {
-  return String(value ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  return String(value ?? '').replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
+  );
 }
 
 /** Tagged template that escapes every interpolated value unless it is already `Html`. */
@@ -14,7 +17,11 @@ export class Html {
 export function html(strings: TemplateStringsArray, ...values: unknown[]): Html {
   let out = strings[0];
   values.forEach((value, i) => {
-    const part = Array.isArray(value) ? value.map((v) => (v instanceof Html ? v.text : escapeHtml(v))).join('') : value instanceof Html ? value.text : escapeHtml(value);
+    const part = Array.isArray(value)
+      ? value.map((v) => (v instanceof Html ? v.text : escapeHtml(v))).join('')
+      : value instanceof Html
+        ? value.text
+        : escapeHtml(value);
     out += part + strings[i + 1];
   });
   return new Html(out);

@@ -110,7 +110,9 @@ export class IpnSender {
         `INSERT INTO ipn_deliveries (notification_type, transaction_id, token_id, transaction_status, url, body, status, next_attempt_at, created_at, updated_at)
          VALUES (@notification_type, @transaction_id, @token_id, @transaction_status, @url, @body, 'pending', @next_attempt_at, @now, @now)`,
       ),
-      next: db.prepare<[], { at: number | null }>("SELECT MIN(next_attempt_at) AS at FROM ipn_deliveries WHERE status = 'pending'"),
+      next: db.prepare<[], { at: number | null }>(
+        "SELECT MIN(next_attempt_at) AS at FROM ipn_deliveries WHERE status = 'pending'",
+      ),
       due: db.prepare<[number, number], IpnDeliveryRow>(
         "SELECT * FROM ipn_deliveries WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
       ),
@@ -119,11 +121,19 @@ export class IpnSender {
         `UPDATE ipn_deliveries SET status = @status, attempts = @attempts, next_attempt_at = @next_attempt_at, last_http_status = @http_status,
            last_error = @error, delivered_at = @delivered_at, updated_at = @now WHERE id = @id`,
       ),
-      attempt: db.prepare('INSERT OR REPLACE INTO ipn_attempts (delivery_id, attempt, at, http_status, error, ms) VALUES (?, ?, ?, ?, ?, ?)'),
+      attempt: db.prepare(
+        'INSERT OR REPLACE INTO ipn_attempts (delivery_id, attempt, at, http_status, error, ms) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
       list: db.prepare<[number], IpnDeliveryRow>('SELECT * FROM ipn_deliveries ORDER BY id DESC LIMIT ?'),
-      listFor: db.prepare<[string, string, number], IpnDeliveryRow>('SELECT * FROM ipn_deliveries WHERE transaction_id = ? OR token_id = ? ORDER BY id DESC LIMIT ?'),
-      attempts: db.prepare<[number], IpnAttemptRow>('SELECT * FROM ipn_attempts WHERE delivery_id = ? ORDER BY attempt'),
-      counts: db.prepare<[], { status: string; n: number }>('SELECT status, COUNT(*) AS n FROM ipn_deliveries GROUP BY status'),
+      listFor: db.prepare<[string, string, number], IpnDeliveryRow>(
+        'SELECT * FROM ipn_deliveries WHERE transaction_id = ? OR token_id = ? ORDER BY id DESC LIMIT ?',
+      ),
+      attempts: db.prepare<[number], IpnAttemptRow>(
+        'SELECT * FROM ipn_attempts WHERE delivery_id = ? ORDER BY attempt',
+      ),
+      counts: db.prepare<[], { status: string; n: number }>(
+        'SELECT status, COUNT(*) AS n FROM ipn_deliveries GROUP BY status',
+      ),
     };
     this.#loop = new DueLoop(
       () => this.#nextDueAt(),
@@ -279,7 +289,11 @@ export class IpnSender {
       ms: now - started,
     };
     if (delivered) this.#o.logger.info(log, 'ipn delivered');
-    else this.#o.logger.warn({ ...log, error: error ?? undefined, retryInMs: gaveUp ? undefined : backoff, gaveUp }, 'ipn not delivered');
+    else
+      this.#o.logger.warn(
+        { ...log, error: error ?? undefined, retryInMs: gaveUp ? undefined : backoff, gaveUp },
+        'ipn not delivered',
+      );
   }
 }
 

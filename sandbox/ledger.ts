@@ -150,7 +150,10 @@ export type CbuiResult = Record<string, string>;
 const STATUS_TEXT: Record<TransactionStatus, { code: string; message: string }> = {
   Success: { code: 'Success', message: 'The transaction was successful and the payment instrument was charged.' },
   Reserved: { code: 'Success', message: 'The amount was reserved on the payment instrument.' },
-  Pending: { code: 'PendingNetworkResponse', message: 'The transaction is awaiting a response from the payment processor.' },
+  Pending: {
+    code: 'PendingNetworkResponse',
+    message: 'The transaction is awaiting a response from the payment processor.',
+  },
   Failure: { code: 'PaymentMethodDeclined', message: 'The payment method was declined by the processor.' },
   Cancelled: { code: 'Cancelled', message: 'The transaction was cancelled.' },
 };
@@ -178,7 +181,9 @@ export function requestHash(action: FpsAction | Pipeline, request: unknown): str
     }
     return value;
   };
-  return createHash('sha256').update(JSON.stringify([action, canonical(request)])).digest('hex');
+  return createHash('sha256')
+    .update(JSON.stringify([action, canonical(request)]))
+    .digest('hex');
 }
 
 const SCHEMA = `
@@ -299,12 +304,16 @@ export class Ledger {
     const db = this.db;
     this.#stmt = {
       token: db.prepare<[string], TokenRow>('SELECT * FROM tokens WHERE id = ?'),
-      tokenByRef: db.prepare<[string, string], TokenRow>('SELECT * FROM tokens WHERE caller_key = ? AND caller_reference = ?'),
+      tokenByRef: db.prepare<[string, string], TokenRow>(
+        'SELECT * FROM tokens WHERE caller_key = ? AND caller_reference = ?',
+      ),
       insertToken: db.prepare(
         `INSERT INTO tokens (id, caller_key, type, status, caller_reference, pipeline, currency, amount_limit, instrument_id, date_installed)
          VALUES (@id, @caller_key, @type, 'Active', @caller_reference, @pipeline, @currency, @amount_limit, @instrument_id, @date_installed)`,
       ),
-      cancelToken: db.prepare("UPDATE tokens SET status = 'Inactive', cancelled_at = ?, cancel_reason = ? WHERE id = ?"),
+      cancelToken: db.prepare(
+        "UPDATE tokens SET status = 'Inactive', cancelled_at = ?, cancel_reason = ? WHERE id = ?",
+      ),
       tokenUsed: db.prepare<[string], { id: string }>(
         "SELECT id FROM transactions WHERE token_id = ? AND operation IN ('PAY', 'RESERVE') AND status != 'Failure' LIMIT 1",
       ),
@@ -320,7 +329,9 @@ export class Ledger {
         `INSERT INTO credit_instruments (id, caller_key, currency, credit_limit, global_amount_limit, sender_token_id, settlement_token_id, status, created_at, expires_at)
          VALUES (@id, @caller_key, @currency, @credit_limit, @global_amount_limit, @sender_token_id, @settlement_token_id, 'Active', @created_at, @expires_at)`,
       ),
-      prepaidMove: db.prepare('UPDATE prepaid_instruments SET balance = balance + @balance, funded_total = funded_total + @funded, spent_total = spent_total + @spent WHERE id = @id'),
+      prepaidMove: db.prepare(
+        'UPDATE prepaid_instruments SET balance = balance + @balance, funded_total = funded_total + @funded, spent_total = spent_total + @spent WHERE id = @id',
+      ),
       creditMove: db.prepare(
         `UPDATE credit_instruments SET debt = MAX(0, debt + @debt), charged_total = charged_total + @charged,
            settled_total = settled_total + @settled, written_off_total = written_off_total + @writtenOff WHERE id = @id`,
@@ -352,7 +363,9 @@ export class Ledger {
       setAmounts: db.prepare(
         'UPDATE transactions SET settled_amount = @settled, reserved_amount = @reserved, refunded_amount = @refunded, updated_at = @now WHERE id = @id',
       ),
-      nextPending: db.prepare<[], { resolve_at: number | null }>("SELECT MIN(resolve_at) AS resolve_at FROM transactions WHERE status = 'Pending'"),
+      nextPending: db.prepare<[], { resolve_at: number | null }>(
+        "SELECT MIN(resolve_at) AS resolve_at FROM transactions WHERE status = 'Pending'",
+      ),
       duePending: db.prepare<[number], { id: string }>(
         "SELECT id FROM transactions WHERE status = 'Pending' AND resolve_at <= ? ORDER BY resolve_at LIMIT 100",
       ),
@@ -363,7 +376,9 @@ export class Ledger {
         'INSERT INTO cbui_authorizations (caller_key, caller_reference, pipeline, params_hash, result_json, created_at) VALUES (?, ?, ?, ?, ?, ?)',
       ),
       insertCbuiRequest: db.prepare('INSERT INTO cbui_requests (id, params_json, created_at) VALUES (?, ?, ?)'),
-      cbuiRequest: db.prepare<[string, number], { params_json: string }>('SELECT params_json FROM cbui_requests WHERE id = ? AND created_at > ?'),
+      cbuiRequest: db.prepare<[string, number], { params_json: string }>(
+        'SELECT params_json FROM cbui_requests WHERE id = ? AND created_at > ?',
+      ),
       purgeCbuiRequests: db.prepare('DELETE FROM cbui_requests WHERE created_at <= ?'),
     };
   }
@@ -378,7 +393,8 @@ export class Ledger {
   pay(callerKey: string, action: 'Pay' | 'Reserve', request: PayRequest): Outcome<TransactionResult> {
     const hash = requestHash(action, request);
     return this.#money(callerKey, request.callerReference, hash, () => {
-      const allowed: SandboxTokenType[] = action === 'Reserve' ? ['SingleUse'] : ['SingleUse', 'PrepaidSender', 'CreditSender'];
+      const allowed: SandboxTokenType[] =
+        action === 'Reserve' ? ['SingleUse'] : ['SingleUse', 'PrepaidSender', 'CreditSender'];
       const token = this.#senderToken(callerKey, request.senderTokenId, allowed, action);
       const amount = request.transactionAmount;
       this.#sameCurrency(amount, token.currency, 'TransactionAmount');
@@ -388,23 +404,35 @@ export class Ledger {
           throw fpsError('SameTokenIdUsedMultipleTimes', `single-use token ${token.id} has already been used`);
         }
         if (amount.amount > (token.amount_limit ?? 0)) {
-          throw fpsError('TokenUsageError', `amount ${formatIpnAmount(amount)} is above the ${formatIpnAmount({ amount: token.amount_limit ?? 0, currency: token.currency })} the buyer authorized`);
+          throw fpsError(
+            'TokenUsageError',
+            `amount ${formatIpnAmount(amount)} is above the ${formatIpnAmount({ amount: token.amount_limit ?? 0, currency: token.currency })} the buyer authorized`,
+          );
         }
       } else if (token.type === 'PrepaidSender') {
         const prepaid = this.#usablePrepaid(callerKey, token.instrument_id!);
         const available = prepaid.balance - this.#pending(prepaid.id, 'PAY');
         if (amount.amount > available) {
-          throw fpsError('InsufficientBalance', `prepaid balance ${formatIpnAmount({ amount: available, currency: prepaid.currency })} is less than ${formatIpnAmount(amount)}`);
+          throw fpsError(
+            'InsufficientBalance',
+            `prepaid balance ${formatIpnAmount({ amount: available, currency: prepaid.currency })} is less than ${formatIpnAmount(amount)}`,
+          );
         }
         instrument = { id: prepaid.id, kind: 'prepaid' };
       } else {
         const credit = this.#usableCredit(callerKey, token.instrument_id!);
         const pending = this.#pending(credit.id, 'PAY');
         if (credit.debt + pending + amount.amount > credit.credit_limit) {
-          throw fpsError('AccountLimitsExceeded', `debt would exceed the credit limit ${formatIpnAmount({ amount: credit.credit_limit, currency: credit.currency })}`);
+          throw fpsError(
+            'AccountLimitsExceeded',
+            `debt would exceed the credit limit ${formatIpnAmount({ amount: credit.credit_limit, currency: credit.currency })}`,
+          );
         }
         if (credit.charged_total + pending + amount.amount > credit.global_amount_limit) {
-          throw fpsError('TokenUsageError', `charges would exceed the token's globalAmountLimit ${formatIpnAmount({ amount: credit.global_amount_limit, currency: credit.currency })}`);
+          throw fpsError(
+            'TokenUsageError',
+            `charges would exceed the token's globalAmountLimit ${formatIpnAmount({ amount: credit.global_amount_limit, currency: credit.currency })}`,
+          );
         }
         instrument = { id: credit.id, kind: 'credit' };
       }
@@ -423,15 +451,27 @@ export class Ledger {
     return this.db.transaction(() => {
       const reserve = this.#transaction(callerKey, request.reserveTransactionId);
       if (reserve.operation !== 'RESERVE' || reserve.status !== 'Reserved') {
-        throw fpsError('InvalidTransactionState', `transaction ${reserve.id} is a ${reserve.operation} in status ${reserve.status}; Settle needs a Reserved reserve`);
+        throw fpsError(
+          'InvalidTransactionState',
+          `transaction ${reserve.id} is a ${reserve.operation} in status ${reserve.status}; Settle needs a Reserved reserve`,
+        );
       }
       const amount = request.transactionAmount ?? { amount: reserve.reserved_amount, currency: reserve.currency };
       this.#sameCurrency(amount, reserve.currency, 'TransactionAmount');
       if (amount.amount > reserve.reserved_amount) {
-        throw fpsError('SettleAmountGreaterThanReserveAmount', `${formatIpnAmount(amount)} is more than the reserved ${formatIpnAmount({ amount: reserve.reserved_amount, currency: reserve.currency })}`);
+        throw fpsError(
+          'SettleAmountGreaterThanReserveAmount',
+          `${formatIpnAmount(amount)} is more than the reserved ${formatIpnAmount({ amount: reserve.reserved_amount, currency: reserve.currency })}`,
+        );
       }
       const now = this.#now();
-      this.#stmt.setAmounts.run({ id: reserve.id, settled: amount.amount, reserved: reserve.reserved_amount, refunded: 0, now });
+      this.#stmt.setAmounts.run({
+        id: reserve.id,
+        settled: amount.amount,
+        reserved: reserve.reserved_amount,
+        refunded: 0,
+        now,
+      });
       const settled = this.#setStatus(reserve.id, 'Success', now);
       this.#onEvent({ kind: 'TransactionStatus', transaction: settled, operation: 'SETTLE' });
       return { transactionId: reserve.id, transactionStatus: 'Success' as const };
@@ -448,23 +488,34 @@ export class Ledger {
       if (original.status === 'Pending') {
         throw fpsError('OriginalTransactionIncomplete', `transaction ${original.id} is still Pending`);
       }
-      if (original.status === 'Failure') throw fpsError('OriginalTransactionFailed', `transaction ${original.id} failed`);
+      if (original.status === 'Failure')
+        throw fpsError('OriginalTransactionFailed', `transaction ${original.id} failed`);
       if (original.status !== 'Success') {
-        throw fpsError('InvalidTransactionState', `transaction ${original.id} is ${original.status}; only a Success can be refunded`);
+        throw fpsError(
+          'InvalidTransactionState',
+          `transaction ${original.id} is ${original.status}; only a Success can be refunded`,
+        );
       }
       const refundable = original.settled_amount - original.refunded_amount;
-      if (refundable <= 0) throw fpsError('TransactionFullyRefundedAlready', `transaction ${original.id} is fully refunded`);
+      if (refundable <= 0)
+        throw fpsError('TransactionFullyRefundedAlready', `transaction ${original.id} is fully refunded`);
       const amount = request.refundAmount ?? { amount: refundable, currency: original.currency };
       this.#sameCurrency(amount, original.currency, 'RefundAmount');
       if (amount.amount > refundable) {
-        throw fpsError('RefundAmountExceeded', `${formatIpnAmount(amount)} is more than the refundable ${formatIpnAmount({ amount: refundable, currency: original.currency })}`);
+        throw fpsError(
+          'RefundAmountExceeded',
+          `${formatIpnAmount(amount)} is more than the refundable ${formatIpnAmount({ amount: refundable, currency: original.currency })}`,
+        );
       }
       if (original.operation === 'FUND_PREPAID') {
         // Refunding a funding takes money back out of the instrument: only what is not spent or promised.
         const prepaid = this.#stmt.prepaid.get(original.instrument_id!)!;
         const available = prepaid.balance - this.#pending(prepaid.id, 'PAY');
         if (amount.amount > available) {
-          throw fpsError('InsufficientBalance', `prepaid balance ${formatIpnAmount({ amount: available, currency: prepaid.currency })} is less than the refund ${formatIpnAmount(amount)}`);
+          throw fpsError(
+            'InsufficientBalance',
+            `prepaid balance ${formatIpnAmount({ amount: available, currency: prepaid.currency })} is less than the refund ${formatIpnAmount(amount)}`,
+          );
         }
       }
       return {
@@ -485,7 +536,10 @@ export class Ledger {
     return this.db.transaction(() => {
       const tx = this.#transaction(callerKey, request.transactionId);
       if (tx.status !== 'Reserved' && tx.status !== 'Pending') {
-        throw fpsError('InvalidTransactionState', `transaction ${tx.id} is ${tx.status}; only Reserved or Pending can be cancelled`);
+        throw fpsError(
+          'InvalidTransactionState',
+          `transaction ${tx.id} is ${tx.status}; only Reserved or Pending can be cancelled`,
+        );
       }
       const cancelled = this.#setStatus(tx.id, 'Cancelled', this.#now());
       this.#onEvent({ kind: 'TransactionStatus', transaction: cancelled, operation: cancelled.operation });
@@ -510,7 +564,14 @@ export class Ledger {
           `funding ${formatIpnAmount(amount)} would raise the balance above the instrument's limit ${formatIpnAmount({ amount: prepaid.funding_limit, currency: prepaid.currency })}`,
         );
       }
-      return { operation: 'FUND_PREPAID', action: 'FundPrepaid', amount, token_id: token.id, instrument_id: prepaid.id, instrument_kind: 'prepaid' };
+      return {
+        operation: 'FUND_PREPAID',
+        action: 'FundPrepaid',
+        amount,
+        token_id: token.id,
+        instrument_id: prepaid.id,
+        instrument_kind: 'prepaid',
+      };
     });
   }
 
@@ -526,9 +587,19 @@ export class Ledger {
       this.#sameCurrency(amount, credit.currency, 'SettlementAmount');
       const collectible = credit.debt - this.#pending(credit.id, 'SETTLE_DEBT');
       if (amount.amount > collectible) {
-        throw fpsError('SettleAmountGreaterThanDebt', `${formatIpnAmount(amount)} is more than the debt ${formatIpnAmount({ amount: collectible, currency: credit.currency })}`);
+        throw fpsError(
+          'SettleAmountGreaterThanDebt',
+          `${formatIpnAmount(amount)} is more than the debt ${formatIpnAmount({ amount: collectible, currency: credit.currency })}`,
+        );
       }
-      return { operation: 'SETTLE_DEBT', action: 'SettleDebt', amount, token_id: token.id, instrument_id: credit.id, instrument_kind: 'credit' };
+      return {
+        operation: 'SETTLE_DEBT',
+        action: 'SettleDebt',
+        amount,
+        token_id: token.id,
+        instrument_id: credit.id,
+        instrument_kind: 'credit',
+      };
     });
   }
 
@@ -540,7 +611,10 @@ export class Ledger {
       this.#sameCurrency(amount, credit.currency, 'AdjustmentAmount');
       const collectible = credit.debt - this.#pending(credit.id, 'SETTLE_DEBT');
       if (amount.amount > collectible) {
-        throw fpsError('SettleAmountGreaterThanDebt', `${formatIpnAmount(amount)} is more than the debt ${formatIpnAmount({ amount: collectible, currency: credit.currency })}`);
+        throw fpsError(
+          'SettleAmountGreaterThanDebt',
+          `${formatIpnAmount(amount)} is more than the debt ${formatIpnAmount({ amount: collectible, currency: credit.currency })}`,
+        );
       }
       return {
         operation: 'WRITE_OFF_DEBT',
@@ -595,9 +669,16 @@ export class Ledger {
 
   tokenByCaller(callerKey: string, request: GetTokenByCallerRequest): TokenResult {
     const token =
-      request.tokenId !== undefined ? this.#stmt.token.get(request.tokenId) : this.#stmt.tokenByRef.get(callerKey, request.callerReference);
+      request.tokenId !== undefined
+        ? this.#stmt.token.get(request.tokenId)
+        : this.#stmt.tokenByRef.get(callerKey, request.callerReference);
     if (!token || token.caller_key !== callerKey) {
-      throw fpsError('InvalidTokenId', request.tokenId !== undefined ? `no token ${request.tokenId}` : `no token with CallerReference ${request.callerReference}`);
+      throw fpsError(
+        'InvalidTokenId',
+        request.tokenId !== undefined
+          ? `no token ${request.tokenId}`
+          : `no token with CallerReference ${request.callerReference}`,
+      );
     }
     return {
       tokenId: token.id,
@@ -612,7 +693,8 @@ export class Ledger {
   cancelToken(callerKey: string, request: CancelTokenRequest): Record<string, never> {
     this.db.transaction(() => {
       const token = this.#stmt.token.get(request.tokenId);
-      if (!token || token.caller_key !== callerKey) throw fpsError('InvalidTokenId', `you did not install token ${request.tokenId}`);
+      if (!token || token.caller_key !== callerKey)
+        throw fpsError('InvalidTokenId', `you did not install token ${request.tokenId}`);
       if (token.status === 'Inactive') return;
       this.#stmt.cancelToken.run(this.#now(), request.reasonText ?? null, token.id);
       // Without its sender token an instrument takes no new money; its balance or debt can still
@@ -639,7 +721,8 @@ export class Ledger {
         const tx = this.#stmt.transaction.get(id);
         if (!tx || tx.status !== 'Pending') return; // cancelled meanwhile
         const now = this.#now();
-        const final: TransactionStatus = tx.pending_outcome === 'Failure' ? 'Failure' : tx.operation === 'RESERVE' ? 'Reserved' : 'Success';
+        const final: TransactionStatus =
+          tx.pending_outcome === 'Failure' ? 'Failure' : tx.operation === 'RESERVE' ? 'Reserved' : 'Success';
         if (final !== 'Failure') this.#apply(tx, now);
         const changed = this.#setStatus(tx.id, final, now);
         this.#onEvent({ kind: 'TransactionStatus', transaction: changed, operation: tx.operation });
@@ -661,21 +744,32 @@ export class Ledger {
       const existing = this.#stmt.cbuiAuthorization.get(auth.callerKey, auth.callerReference);
       if (existing) {
         if (existing.params_hash !== hash) {
-          throw fpsError('DuplicateRequest', `callerReference ${auth.callerReference} was already authorized with different parameters`);
+          throw fpsError(
+            'DuplicateRequest',
+            `callerReference ${auth.callerReference} was already authorized with different parameters`,
+          );
         }
         return JSON.parse(existing.result_json) as CbuiResult;
       }
       const now = this.#now();
-      const references = [auth.callerReference, auth.prepaid?.callerReferenceFunding, auth.postpaid?.callerReferenceSettlement].filter(
-        (r): r is string => r !== undefined,
-      );
-      if (new Set(references).size !== references.length) throw fpsError('InvalidParams', 'the caller references of one pipeline must differ');
+      const references = [
+        auth.callerReference,
+        auth.prepaid?.callerReferenceFunding,
+        auth.postpaid?.callerReferenceSettlement,
+      ].filter((r): r is string => r !== undefined);
+      if (new Set(references).size !== references.length)
+        throw fpsError('InvalidParams', 'the caller references of one pipeline must differ');
       for (const reference of references) {
         if (this.#stmt.tokenByRef.get(auth.callerKey, reference)) {
           throw fpsError('DuplicateRequest', `a token with callerReference ${reference} already exists`);
         }
       }
-      const token = (type: SandboxTokenType, callerReference: string, instrumentId: string | null, amountLimit: number | null) => {
+      const token = (
+        type: SandboxTokenType,
+        callerReference: string,
+        instrumentId: string | null,
+        amountLimit: number | null,
+      ) => {
         const id = newTokenId();
         this.#stmt.insertToken.run({
           id,
@@ -692,7 +786,10 @@ export class Ledger {
       };
       let result: CbuiResult;
       if (auth.singleUse) {
-        result = { tokenID: token('SingleUse', auth.callerReference, null, auth.singleUse.amount), callerReference: auth.callerReference };
+        result = {
+          tokenID: token('SingleUse', auth.callerReference, null, auth.singleUse.amount),
+          callerReference: auth.callerReference,
+        };
       } else if (auth.prepaid) {
         const instrumentId = newInstrumentId();
         const senderTokenId = token('PrepaidSender', auth.callerReference, instrumentId, null);
@@ -739,7 +836,14 @@ export class Ledger {
       } else {
         throw new TypeError('authorizeCbui: no pipeline details');
       }
-      this.#stmt.insertCbuiAuthorization.run(auth.callerKey, auth.callerReference, auth.pipeline, hash, JSON.stringify(result), now);
+      this.#stmt.insertCbuiAuthorization.run(
+        auth.callerKey,
+        auth.callerReference,
+        auth.pipeline,
+        hash,
+        JSON.stringify(result),
+        now,
+      );
       return result;
     })();
   }
@@ -791,24 +895,34 @@ export class Ledger {
 
   /** Refunds of a transaction. */
   childrenOf(parentId: string): TransactionRow[] {
-    return this.db.prepare<[string], TransactionRow>('SELECT * FROM transactions WHERE parent_id = ? ORDER BY created_at, rowid').all(parentId);
+    return this.db
+      .prepare<[string], TransactionRow>('SELECT * FROM transactions WHERE parent_id = ? ORDER BY created_at, rowid')
+      .all(parentId);
   }
 
   listTokens(limit: number): TokenRow[] {
-    return this.db.prepare<[number], TokenRow>('SELECT * FROM tokens ORDER BY date_installed DESC, rowid DESC LIMIT ?').all(limit);
+    return this.db
+      .prepare<[number], TokenRow>('SELECT * FROM tokens ORDER BY date_installed DESC, rowid DESC LIMIT ?')
+      .all(limit);
   }
   listPrepaid(limit: number): PrepaidRow[] {
-    return this.db.prepare<[number], PrepaidRow>('SELECT * FROM prepaid_instruments ORDER BY created_at DESC, rowid DESC LIMIT ?').all(limit);
+    return this.db
+      .prepare<[number], PrepaidRow>('SELECT * FROM prepaid_instruments ORDER BY created_at DESC, rowid DESC LIMIT ?')
+      .all(limit);
   }
   listCredit(limit: number): CreditRow[] {
-    return this.db.prepare<[number], CreditRow>('SELECT * FROM credit_instruments ORDER BY created_at DESC, rowid DESC LIMIT ?').all(limit);
+    return this.db
+      .prepare<[number], CreditRow>('SELECT * FROM credit_instruments ORDER BY created_at DESC, rowid DESC LIMIT ?')
+      .all(limit);
   }
 
   summary() {
     const count = (sql: string) => this.db.prepare<[], { n: number }>(sql).get()!.n;
     const grouped = <K extends string>(sql: string) => this.db.prepare<[], Record<K, string | number>>(sql).all();
     return {
-      tokens: grouped<'type' | 'status' | 'n'>('SELECT type, status, COUNT(*) AS n FROM tokens GROUP BY type, status ORDER BY type, status'),
+      tokens: grouped<'type' | 'status' | 'n'>(
+        'SELECT type, status, COUNT(*) AS n FROM tokens GROUP BY type, status ORDER BY type, status',
+      ),
       transactions: grouped<'operation' | 'status' | 'currency' | 'n' | 'amount' | 'settled' | 'refunded'>(
         `SELECT operation, status, currency, COUNT(*) AS n, SUM(amount) AS amount, SUM(settled_amount) AS settled, SUM(refunded_amount) AS refunded
          FROM transactions GROUP BY operation, status, currency ORDER BY operation, status`,
@@ -851,15 +965,28 @@ export class Ledger {
       const previous = this.#stmt.byCallerReference.get(callerKey, callerReference, now - IDEMPOTENCY_WINDOW_MS);
       if (previous) {
         if (previous.params_hash !== hash) {
-          throw fpsError('DuplicateRequest', `CallerReference ${callerReference} was already used with different parameters (transaction ${previous.id})`);
+          throw fpsError(
+            'DuplicateRequest',
+            `CallerReference ${callerReference} was already used with different parameters (transaction ${previous.id})`,
+          );
         }
         return { result: { transactionId: previous.id, transactionStatus: previous.status }, replayed: true };
       }
       const p = plan();
       const outcome = p.synchronous ? 'success' : magicOutcome(p.amount.amount);
-      if (outcome === 'denied') throw fpsError('TransactionDenied', `the processor declined ${formatIpnAmount(p.amount)} (sandbox magic amount .51)`);
+      if (outcome === 'denied')
+        throw fpsError(
+          'TransactionDenied',
+          `the processor declined ${formatIpnAmount(p.amount)} (sandbox magic amount .51)`,
+        );
       const status: TransactionStatus =
-        outcome === 'success' ? (p.operation === 'RESERVE' ? 'Reserved' : 'Success') : outcome === 'failure' ? 'Failure' : 'Pending';
+        outcome === 'success'
+          ? p.operation === 'RESERVE'
+            ? 'Reserved'
+            : 'Success'
+          : outcome === 'failure'
+            ? 'Failure'
+            : 'Pending';
       const text = STATUS_TEXT[status];
       const row: TransactionRow = {
         id: newTransactionId(),
@@ -880,7 +1007,8 @@ export class Ledger {
         settled_amount: 0,
         refunded_amount: 0,
         reserved_amount: 0,
-        pending_outcome: outcome === 'pendingThenSuccess' ? 'Success' : outcome === 'pendingThenFailure' ? 'Failure' : null,
+        pending_outcome:
+          outcome === 'pendingThenSuccess' ? 'Success' : outcome === 'pendingThenFailure' ? 'Failure' : null,
         resolve_at: status === 'Pending' ? now + this.#pendingDelayMs : null,
         created_at: now,
         updated_at: now,
@@ -894,7 +1022,8 @@ export class Ledger {
   /** Moves the money of a transaction that has just become Success (or Reserved). */
   #apply(tx: TransactionRow, now: number): void {
     const amount = tx.amount;
-    const prepaid = (balance: number, funded: number, spent: number) => this.#stmt.prepaidMove.run({ id: tx.instrument_id, balance, funded, spent });
+    const prepaid = (balance: number, funded: number, spent: number) =>
+      this.#stmt.prepaidMove.run({ id: tx.instrument_id, balance, funded, spent });
     const credit = (debt: number, charged: number, settled: number, writtenOff: number) =>
       this.#stmt.creditMove.run({ id: tx.instrument_id, debt, charged, settled, writtenOff });
     switch (tx.operation) {
@@ -954,7 +1083,10 @@ export class Ledger {
     if (!token || token.caller_key !== callerKey) throw fpsError('InvalidTokenId_Sender', `no sender token ${tokenId}`);
     if (token.status !== 'Active') throw fpsError('TokenNotActive_Sender', `token ${tokenId} has been cancelled`);
     if (!allowed.includes(token.type)) {
-      throw fpsError('InvalidTokenId_Sender', `token ${tokenId} is a ${token.type} token; ${action} takes ${allowed.join(' or ')}`);
+      throw fpsError(
+        'InvalidTokenId_Sender',
+        `token ${tokenId} is a ${token.type} token; ${action} takes ${allowed.join(' or ')}`,
+      );
     }
     return token;
   }
@@ -962,7 +1094,8 @@ export class Ledger {
   #prepaidFor(callerKey: string, id: string): PrepaidRow {
     const prepaid = this.#stmt.prepaid.get(id);
     if (!prepaid) throw fpsError('InvalidParams', `PrepaidInstrumentId ${id} does not exist`);
-    if (prepaid.caller_key !== callerKey) throw fpsError('InstrumentAccessDenied', `prepaid instrument ${id} is not yours`);
+    if (prepaid.caller_key !== callerKey)
+      throw fpsError('InstrumentAccessDenied', `prepaid instrument ${id} is not yours`);
     return prepaid;
   }
 
@@ -975,7 +1108,8 @@ export class Ledger {
   #creditFor(callerKey: string, id: string): CreditRow {
     const credit = this.#stmt.credit.get(id);
     if (!credit) throw fpsError('InvalidParams', `CreditInstrumentId ${id} does not exist`);
-    if (credit.caller_key !== callerKey) throw fpsError('InstrumentAccessDenied', `credit instrument ${id} is not yours`);
+    if (credit.caller_key !== callerKey)
+      throw fpsError('InstrumentAccessDenied', `credit instrument ${id} is not yours`);
     return credit;
   }
 
@@ -987,17 +1121,21 @@ export class Ledger {
 
   /** Spending and funding need a live instrument; settling debt and reading balances do not. */
   #usable(kind: InstrumentKind, instrument: { id: string; status: string; expires_at: number | null }): void {
-    if (instrument.status !== 'Active') throw fpsError('InactiveInstrument', `${kind} instrument ${instrument.id} is inactive`);
+    if (instrument.status !== 'Active')
+      throw fpsError('InactiveInstrument', `${kind} instrument ${instrument.id} is inactive`);
     if (instrument.expires_at !== null && instrument.expires_at <= this.#now()) {
-      throw fpsError('InstrumentExpired', `${kind} instrument ${instrument.id} expired at ${new Date(instrument.expires_at).toISOString()}`);
+      throw fpsError(
+        'InstrumentExpired',
+        `${kind} instrument ${instrument.id} expired at ${new Date(instrument.expires_at).toISOString()}`,
+      );
     }
   }
 
   #sameCurrency(amount: Money, currency: string, parameter: string): void {
-    if (amount.currency !== currency) throw fpsError('InvalidParams', `${parameter} is in ${amount.currency}; the instrument is in ${currency}`);
+    if (amount.currency !== currency)
+      throw fpsError('InvalidParams', `${parameter} is in ${amount.currency}; the instrument is in ${currency}`);
   }
 }
 
 /** How long a CBUI page waits for the buyer. */
 export const CBUI_REQUEST_TTL_MS = 24 * 60 * 60 * 1000;
-

@@ -12,10 +12,22 @@ export interface MagicAmount {
 
 /** The table README.md shows; every other amount succeeds synchronously. */
 export const MAGIC_AMOUNTS: readonly MagicAmount[] = [
-  { cents: '.13', outcome: 'pendingThenSuccess', effect: 'TransactionStatus Pending; Success (money moves, IPN SUCCESS) after SANDBOX_PENDING_DELAY_MS' },
-  { cents: '.14', outcome: 'pendingThenFailure', effect: 'TransactionStatus Pending; Failure (no money moves, IPN FAILURE) after SANDBOX_PENDING_DELAY_MS' },
+  {
+    cents: '.13',
+    outcome: 'pendingThenSuccess',
+    effect: 'TransactionStatus Pending; Success (money moves, IPN SUCCESS) after SANDBOX_PENDING_DELAY_MS',
+  },
+  {
+    cents: '.14',
+    outcome: 'pendingThenFailure',
+    effect: 'TransactionStatus Pending; Failure (no money moves, IPN FAILURE) after SANDBOX_PENDING_DELAY_MS',
+  },
   { cents: '.51', outcome: 'denied', effect: 'error TransactionDenied (HTTP 400); no transaction is created' },
-  { cents: '.52', outcome: 'failure', effect: 'transaction created with TransactionStatus Failure, StatusCode PaymentMethodDeclined; no money moves' },
+  {
+    cents: '.52',
+    outcome: 'failure',
+    effect: 'transaction created with TransactionStatus Failure, StatusCode PaymentMethodDeclined; no money moves',
+  },
 ];
 
 export function magicOutcome(amountMinorUnits: number): MagicOutcome {

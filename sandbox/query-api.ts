@@ -31,7 +31,12 @@ type Handler<A extends FpsAction> = (callerKey: string, request: FpsRequest<A>) 
 type Handlers = { [A in FpsAction]: Handler<A> };
 
 const READ_ONLY: ReadonlySet<FpsAction> = new Set([
-  'GetPrepaidBalance', 'GetDebtBalance', 'GetOutstandingDebtBalance', 'GetTransactionStatus', 'GetTokenByCaller', 'VerifySignature',
+  'GetPrepaidBalance',
+  'GetDebtBalance',
+  'GetOutstandingDebtBalance',
+  'GetTransactionStatus',
+  'GetTokenByCaller',
+  'VerifySignature',
 ]);
 
 function handlers(deps: QueryApiDeps): Handlers {
@@ -51,7 +56,11 @@ function handlers(deps: QueryApiDeps): Handlers {
     GetTransactionStatus: (caller, r) => ledger.transactionStatus(caller, r.transactionId),
     GetTokenByCaller: (caller, r) => ledger.tokenByCaller(caller, r),
     CancelToken: (caller, r) => ledger.cancelToken(caller, r),
-    VerifySignature: (_caller, r) => ({ verificationStatus: verifySandboxSignature(r.urlEndPoint, r.httpParameters, deps.certificatePem) ? 'Success' : 'Failure' }),
+    VerifySignature: (_caller, r) => ({
+      verificationStatus: verifySandboxSignature(r.urlEndPoint, r.httpParameters, deps.certificatePem)
+        ? 'Success'
+        : 'Failure',
+    }),
   };
 }
 
@@ -62,7 +71,9 @@ function handlers(deps: QueryApiDeps): Handlers {
 export function verifySandboxSignature(urlEndPoint: string, httpParameters: string, certificatePem: string): boolean {
   const params = parseForm(httpParameters);
   if (!params) return false;
-  return ['GET', 'POST'].some((httpMethod) => verifyCallbackSignature(params, { httpMethod, urlEndPoint, certificatePem }));
+  return ['GET', 'POST'].some((httpMethod) =>
+    verifyCallbackSignature(params, { httpMethod, urlEndPoint, certificatePem }),
+  );
 }
 
 /** Form/query text -> parameters; undefined when a name repeats (ambiguous, never signed that way). */
@@ -93,7 +104,8 @@ export function signingHostCandidates(hostHeader: string | undefined): string[] 
 
 export function queryApi(deps: QueryApiDeps): RequestHandler {
   const table = handlers(deps);
-  const run = <A extends FpsAction>(action: A, caller: string, request: FpsRequest<A>) => (table[action] as Handler<A>)(caller, request);
+  const run = <A extends FpsAction>(action: A, caller: string, request: FpsRequest<A>) =>
+    (table[action] as Handler<A>)(caller, request);
 
   return async (req: Request, res: Response) => {
     const started = performance.now();
@@ -105,23 +117,35 @@ export function queryApi(deps: QueryApiDeps): RequestHandler {
       deps.logger.info(log, 'fps request');
     };
     const sendError = (e: FpsError) => {
-      res.status(e.httpStatus ?? httpStatusFor(e.code)).type('text/xml; charset=utf-8').send(buildErrorXml(e.code, fpsErrorMessage(e), requestId));
+      res
+        .status(e.httpStatus ?? httpStatusFor(e.code))
+        .type('text/xml; charset=utf-8')
+        .send(buildErrorXml(e.code, fpsErrorMessage(e), requestId));
       finish(res.statusCode, { errorCode: e.code });
     };
 
     let action: FpsAction | undefined;
     let fault: Fault | undefined;
     try {
-      const params = parseForm(req.method === 'GET' ? rawQuery(req.originalUrl) : typeof req.body === 'string' ? req.body : '');
+      const params = parseForm(
+        req.method === 'GET' ? rawQuery(req.originalUrl) : typeof req.body === 'string' ? req.body : '',
+      );
       if (!params) throw fpsError('InvalidParams', 'a parameter appears more than once');
       Object.assign(log, { action: params.Action, callerReference: params.CallerReference });
       const caller = authenticate(req, params, deps.keys);
       const version = params.Version;
       if (!version) throw fpsError('InvalidParams', 'Version is required');
       if (!(FPS_API_VERSIONS as readonly string[]).includes(version)) {
-        throw fpsError('InvalidParams', `Version ${version} is not supported; use one of ${FPS_API_VERSIONS.join(', ')}`);
+        throw fpsError(
+          'InvalidParams',
+          `Version ${version} is not supported; use one of ${FPS_API_VERSIONS.join(', ')}`,
+        );
       }
-      if (!isFpsAction(params.Action)) throw fpsError('InvalidAction', `${params.Action ? `Action ${params.Action}` : 'an empty Action'} is not an FPS action`);
+      if (!isFpsAction(params.Action))
+        throw fpsError(
+          'InvalidAction',
+          `${params.Action ? `Action ${params.Action}` : 'an empty Action'} is not an FPS action`,
+        );
       action = params.Action;
 
       fault = deps.faults.take(action);
@@ -175,7 +199,8 @@ function authenticate(req: Request, params: Record<string, string>, keys: Readon
   const keyId = params.AWSAccessKeyId;
   if (!keyId) throw fpsError('AuthFailure', 'AWSAccessKeyId is required');
   const secret = keys.get(keyId);
-  if (secret === undefined) throw fpsError('InvalidClientTokenId', `the AWS access key id ${keyId} does not exist in our records`);
+  if (secret === undefined)
+    throw fpsError('InvalidClientTokenId', `the AWS access key id ${keyId} does not exist in our records`);
   const method = req.method === 'POST' ? 'POST' : 'GET';
   const hosts = signingHostCandidates(req.headers.host);
   if (!hosts.some((host) => verifyQuerySignature(params, { method, host, path: req.path }, secret))) {
@@ -190,7 +215,10 @@ function authenticate(req: Request, params: Record<string, string>, keys: Readon
     const at = Date.parse(params.Timestamp);
     if (Number.isNaN(at)) throw fpsError('InvalidParams', `Timestamp ${params.Timestamp} is not an ISO 8601 time`);
     if (Math.abs(now - at) > MAX_CLOCK_SKEW_MS) {
-      throw fpsError('RequestExpired', `Timestamp ${params.Timestamp} is more than 15 minutes from the server time ${new Date(now).toISOString()}`);
+      throw fpsError(
+        'RequestExpired',
+        `Timestamp ${params.Timestamp} is more than 15 minutes from the server time ${new Date(now).toISOString()}`,
+      );
     }
   } else if (params.Expires) {
     const at = Date.parse(params.Expires);

@@ -40,13 +40,18 @@ async function main(): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  if (values.orphans !== undefined && values.orphans !== 'all' && values.orphans !== 'listed') throw new Error('--orphans is all or listed');
+  if (values.orphans !== undefined && values.orphans !== 'all' && values.orphans !== 'listed')
+    throw new Error('--orphans is all or listed');
   const waitMs = Number(values.wait);
   if (!Number.isInteger(waitMs) || waitMs < 0) throw new Error('--wait takes milliseconds');
 
   const cfg = config();
   const address = cfg.temporal.address || `127.0.0.1:${cfg.temporal.devPort}`;
-  const connection = await Connection.connect({ address, tls: cfg.temporal.tls || undefined, apiKey: cfg.temporal.apiKey || undefined });
+  const connection = await Connection.connect({
+    address,
+    tls: cfg.temporal.tls || undefined,
+    apiKey: cfg.temporal.apiKey || undefined,
+  });
   try {
     const client = new Client({ connection, namespace: cfg.temporal.namespace });
     const report = await reconcileUntilSettled({
@@ -57,7 +62,9 @@ async function main(): Promise<number> {
       query: values.query,
       orphans: values.orphans as 'all' | 'listed' | undefined,
       waitMs,
-      onProgress: values.json ? undefined : (done, total) => done % 50 === 0 && process.stderr.write(`  read ${done}/${total} workflows\n`),
+      onProgress: values.json
+        ? undefined
+        : (done, total) => done % 50 === 0 && process.stderr.write(`  read ${done}/${total} workflows\n`),
     });
     process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatReport(report)}\n`);
     return report.ok ? 0 : 1;

@@ -11,7 +11,10 @@ import { waitForHttpOk } from './lib/wait';
 import { ensureTemporalCli, startDevServer } from './temporal-cli';
 
 const cfg = config();
-const print = makePrinter({ colour: Boolean(process.stdout.isTTY), names: ['temporal', 'sandbox', 'worker', 'api', 'start'] });
+const print = makePrinter({
+  colour: Boolean(process.stdout.isTTY),
+  names: ['temporal', 'sandbox', 'worker', 'api', 'start'],
+});
 const say = (message: string) => print('start', message);
 
 interface Part {
@@ -119,7 +122,11 @@ function printBox(rows: Array<[string, string]>): void {
   const label = Math.max(...rows.map(([l]) => l.length));
   const lines = rows.map(([l, v]) => `${l.padEnd(label)}  ${v}`);
   const width = Math.max(...lines.map((l) => l.length));
-  const out = [`┌${'─'.repeat(width + 2)}┐`, ...lines.map((l) => `│ ${l.padEnd(width)} │`), `└${'─'.repeat(width + 2)}┘`];
+  const out = [
+    `┌${'─'.repeat(width + 2)}┐`,
+    ...lines.map((l) => `│ ${l.padEnd(width)} │`),
+    `└${'─'.repeat(width + 2)}┘`,
+  ];
   process.stdout.write(`\n${out.join('\n')}\n\n`);
 }
 

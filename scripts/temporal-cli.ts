@@ -151,7 +151,11 @@ export async function buildTemporalCli(progress: Progress = printProgress): Prom
   let result = await goInstall(env, progress);
   // Networks that allow the module proxy but not sum.golang.org fail at "verifying module".
   // A real checksum mismatch says SECURITY ERROR and must not be retried without verification.
-  if (!result.ok && /sum\.golang\.org|checksum database|verifying/i.test(result.output) && !/SECURITY ERROR|mismatch/.test(result.output)) {
+  if (
+    !result.ok &&
+    /sum\.golang\.org|checksum database|verifying/i.test(result.output) &&
+    !/SECURITY ERROR|mismatch/.test(result.output)
+  ) {
     progress('the Go checksum database cannot be reached; retrying once with GOSUMDB=off');
     result = await goInstall({ ...env, GOSUMDB: 'off' }, progress);
   }

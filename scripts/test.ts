@@ -17,10 +17,36 @@ const SERVER_LOG = path.join(root, 'test-artifacts', 'temporal-dev-server.log');
 
 /** Mocha options that take a value, so `--grep sandbox` is not mistaken for the spec `sandbox/`. */
 const VALUE_OPTIONS = new Set([
-  '--grep', '-g', '--fgrep', '-f', '--timeout', '-t', '--slow', '-s', '--reporter', '-R',
-  '--reporter-option', '--reporter-options', '-O', '--retries', '--ignore', '--exclude', '--require', '-r',
-  '--ui', '-u', '--file', '--spec', '--config', '--package', '--extension', '--jobs', '-j', '--global',
-  '--node-option', '-n',
+  '--grep',
+  '-g',
+  '--fgrep',
+  '-f',
+  '--timeout',
+  '-t',
+  '--slow',
+  '-s',
+  '--reporter',
+  '-R',
+  '--reporter-option',
+  '--reporter-options',
+  '-O',
+  '--retries',
+  '--ignore',
+  '--exclude',
+  '--require',
+  '-r',
+  '--ui',
+  '-u',
+  '--file',
+  '--spec',
+  '--config',
+  '--package',
+  '--extension',
+  '--jobs',
+  '-j',
+  '--global',
+  '--node-option',
+  '-n',
 ]);
 
 function log(message: string): void {
@@ -91,7 +117,9 @@ async function main(): Promise<number> {
       namespace: temporal.namespace,
       logFile: SERVER_LOG,
     });
-    log(`Temporal dev server at ${server.address}, ready in ${server.startupMs} ms (log: ${path.relative(root, SERVER_LOG)})`);
+    log(
+      `Temporal dev server at ${server.address}, ready in ${server.startupMs} ms (log: ${path.relative(root, SERVER_LOG)})`,
+    );
     // The mocha global fixture sees TEMPORAL_ADDRESS and reuses this server.
     env.TEMPORAL_ADDRESS = server.address;
     env.TEMPORAL_NAMESPACE = server.namespace;

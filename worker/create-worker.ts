@@ -33,7 +33,9 @@ export interface InstrumentWorkerOptions {
   /** A pre-built bundle (tests build it once per run); default: bundle WORKFLOWS_PATH now. */
   workflowBundle?: WorkerOptions['workflowBundle'];
   /** Anything else a caller wants to override (concurrency, identity, ...). */
-  overrides?: Partial<Omit<WorkerOptions, 'connection' | 'namespace' | 'taskQueue' | 'activities' | 'workflowBundle' | 'workflowsPath'>>;
+  overrides?: Partial<
+    Omit<WorkerOptions, 'connection' | 'namespace' | 'taskQueue' | 'activities' | 'workflowBundle' | 'workflowsPath'>
+  >;
 }
 
 export async function createInstrumentWorker(options: InstrumentWorkerOptions): Promise<Worker> {

@@ -38,7 +38,12 @@ async function main(): Promise<void> {
 
   const running = worker.run();
   logger.info(
-    { taskQueue: temporal.taskQueue, namespace: temporal.namespace, address: temporal.address || `127.0.0.1:${temporal.devPort}`, fpsEndpoint: config().fps.endpoint },
+    {
+      taskQueue: temporal.taskQueue,
+      namespace: temporal.namespace,
+      address: temporal.address || `127.0.0.1:${temporal.devPort}`,
+      fpsEndpoint: config().fps.endpoint,
+    },
     'worker started',
   );
   try {

@@ -121,7 +121,8 @@ function verdictFor(op: OpenOperation, status: TransactionStatus): Verdict {
   }
 }
 
-const rejection = (type: UpdateRejectionType, message: string) => ApplicationFailure.create({ type, message, nonRetryable: true });
+const rejection = (type: UpdateRejectionType, message: string) =>
+  ApplicationFailure.create({ type, message, nonRetryable: true });
 
 /** `<operation>:<id>` back into its parts (ids may contain ':'). */
 function splitRef(ref: string): { operation: OperationName; id: string } {
@@ -131,18 +132,25 @@ function splitRef(ref: string): { operation: OperationName; id: string } {
 
 function requireId(value: unknown, name: string): asserts value is string {
   if (typeof value !== 'string' || value.length === 0 || value.length > MAX_ID_LENGTH) {
-    throw rejection(UpdateRejection.InvalidRequest, `${name} must be a non-empty string of at most ${MAX_ID_LENGTH} characters`);
+    throw rejection(
+      UpdateRejection.InvalidRequest,
+      `${name} must be a non-empty string of at most ${MAX_ID_LENGTH} characters`,
+    );
   }
 }
 
 function requireAmount(value: unknown, name = 'amount'): asserts value is number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0 || value > MAX_MINOR_UNITS) {
-    throw rejection(UpdateRejection.InvalidAmount, `${name} must be a positive integer of minor units (at most ${MAX_MINOR_UNITS}), got ${String(value)}`);
+    throw rejection(
+      UpdateRejection.InvalidAmount,
+      `${name} must be a positive integer of minor units (at most ${MAX_MINOR_UNITS}), got ${String(value)}`,
+    );
   }
 }
 
 function requireRequest(value: unknown): void {
-  if (typeof value !== 'object' || value === null) throw rejection(UpdateRejection.InvalidRequest, 'the request must be an object');
+  if (typeof value !== 'object' || value === null)
+    throw rejection(UpdateRejection.InvalidRequest, 'the request must be an object');
 }
 
 function validateInput(input: InstrumentInput): void {
@@ -157,9 +165,11 @@ function validateInput(input: InstrumentInput): void {
   const positive = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v > 0 && v <= MAX_MINOR_UNITS;
   if (input.type === 'prepaid' && !positive(input.fundingAmount)) fail('prepaid needs a positive fundingAmount');
   if (input.type === 'postpaid' && !positive(input.creditLimit)) fail('postpaid needs a positive creditLimit');
-  if (input.type === 'postpaid' && input.globalAmountLimit !== undefined && !positive(input.globalAmountLimit)) fail('globalAmountLimit must be positive');
+  if (input.type === 'postpaid' && input.globalAmountLimit !== undefined && !positive(input.globalAmountLimit))
+    fail('globalAmountLimit must be positive');
   if (input.type === 'single-use' && !positive(input.amount)) fail('single-use needs a positive amount');
-  if (input.singleUseMode !== undefined && input.singleUseMode !== 'pay' && input.singleUseMode !== 'reserve') fail('singleUseMode is pay or reserve');
+  if (input.singleUseMode !== undefined && input.singleUseMode !== 'pay' && input.singleUseMode !== 'reserve')
+    fail('singleUseMode is pay or reserve');
 }
 
 export async function instrumentWorkflow(arg: InstrumentInput | ContinuedState): Promise<InstrumentSnapshot> {
@@ -210,7 +220,12 @@ class Instrument {
       this.transactions = arg.transactions;
       for (const op of arg.open) {
         // Re-link the open operation to its entry in the recent list, so both show the same record.
-        const recent = this.transactions.find((t) => t.callerReference === op.record.callerReference && t.id === op.record.id && t.operation === op.record.operation);
+        const recent = this.transactions.find(
+          (t) =>
+            t.callerReference === op.record.callerReference &&
+            t.id === op.record.id &&
+            t.operation === op.record.operation,
+        );
         if (recent) op.record = recent;
         if (op.status === 'InFlight') op.status = 'Unknown';
         this.open.set(op.ref, op);
@@ -252,7 +267,10 @@ class Instrument {
     // call is idempotent by CallerReference, so a re-execution after a crash is safe.
     this.local = proxyLocalActivities<FpsActivities>({ startToCloseTimeout: FPS_CALL_TIMEOUT, retry });
     this.remote = proxyActivities<FpsActivities>({ startToCloseTimeout: FPS_CALL_TIMEOUT, retry });
-    this.statusReader = proxyActivities<FpsActivities>({ startToCloseTimeout: FPS_CALL_TIMEOUT, retry: { ...retry, maximumAttempts: 3 } });
+    this.statusReader = proxyActivities<FpsActivities>({
+      startToCloseTimeout: FPS_CALL_TIMEOUT,
+      retry: { ...retry, maximumAttempts: 3 },
+    });
   }
 
   // ------------------------------------------------------------------ messages
@@ -276,74 +294,107 @@ class Instrument {
 
     setHandler(transactionStatusChangedSignal, (notification) => this.onNotification(notification));
 
-    setHandler(purchaseUpdate, (req) => this.operation(operationRef('purchase', req.purchaseId), req.amount, () => this.purchase(req)) as Promise<PurchaseResult>, {
-      validator: (req) => {
-        requireRequest(req);
-        requireId(req.purchaseId, 'purchaseId');
-        const ref = operationRef('purchase', req.purchaseId);
-        if (this.isDuplicate(ref, req.amount)) return;
-        requireAmount(req.amount);
-        this.requireCurrency(req.currency);
-        this.requireAllowed({ type: 'PURCHASE', ref, amount: req.amount }, 'purchase');
+    setHandler(
+      purchaseUpdate,
+      (req) =>
+        this.operation(operationRef('purchase', req.purchaseId), req.amount, () =>
+          this.purchase(req),
+        ) as Promise<PurchaseResult>,
+      {
+        validator: (req) => {
+          requireRequest(req);
+          requireId(req.purchaseId, 'purchaseId');
+          const ref = operationRef('purchase', req.purchaseId);
+          if (this.isDuplicate(ref, req.amount)) return;
+          requireAmount(req.amount);
+          this.requireCurrency(req.currency);
+          this.requireAllowed({ type: 'PURCHASE', ref, amount: req.amount }, 'purchase');
+        },
       },
-    });
+    );
 
-    setHandler(fundUpdate, (req) => this.operation(operationRef('fund', req.fundingId), req.amount, () => this.fund(req)), {
-      validator: (req) => {
-        requireRequest(req);
-        requireId(req.fundingId, 'fundingId');
-        const ref = operationRef('fund', req.fundingId);
-        if (this.isDuplicate(ref, req.amount)) return;
-        requireAmount(req.amount);
-        this.requireCurrency(req.currency);
-        this.requireAllowed({ type: 'FUND', ref, amount: req.amount }, 'fund');
+    setHandler(
+      fundUpdate,
+      (req) => this.operation(operationRef('fund', req.fundingId), req.amount, () => this.fund(req)),
+      {
+        validator: (req) => {
+          requireRequest(req);
+          requireId(req.fundingId, 'fundingId');
+          const ref = operationRef('fund', req.fundingId);
+          if (this.isDuplicate(ref, req.amount)) return;
+          requireAmount(req.amount);
+          this.requireCurrency(req.currency);
+          this.requireAllowed({ type: 'FUND', ref, amount: req.amount }, 'fund');
+        },
       },
-    });
+    );
 
-    setHandler(settleUpdate, (req) => this.operation(operationRef('settle', req.settlementId), req.amount, () => this.settle(req.settlementId, req.amount)), {
-      validator: (req) => {
-        requireRequest(req);
-        requireId(req.settlementId, 'settlementId');
-        const ref = operationRef('settle', req.settlementId);
-        if (this.isDuplicate(ref, req.amount)) return;
-        if (req.amount !== undefined) requireAmount(req.amount);
-        this.requireAllowed(this.settleEvent(ref, req.amount), 'settle');
+    setHandler(
+      settleUpdate,
+      (req) =>
+        this.operation(operationRef('settle', req.settlementId), req.amount, () =>
+          this.settle(req.settlementId, req.amount),
+        ),
+      {
+        validator: (req) => {
+          requireRequest(req);
+          requireId(req.settlementId, 'settlementId');
+          const ref = operationRef('settle', req.settlementId);
+          if (this.isDuplicate(ref, req.amount)) return;
+          if (req.amount !== undefined) requireAmount(req.amount);
+          this.requireAllowed(this.settleEvent(ref, req.amount), 'settle');
+        },
       },
-    });
+    );
 
-    setHandler(writeOffUpdate, (req) => this.operation(operationRef('writeOff', req.writeOffId), req.amount, () => this.writeOff(req.writeOffId, req.amount)), {
-      validator: (req) => {
-        requireRequest(req);
-        requireId(req.writeOffId, 'writeOffId');
-        const ref = operationRef('writeOff', req.writeOffId);
-        if (this.isDuplicate(ref, req.amount)) return;
-        if (req.amount !== undefined) requireAmount(req.amount);
-        this.requireAllowed(this.writeOffEvent(ref, req.amount), 'write off');
+    setHandler(
+      writeOffUpdate,
+      (req) =>
+        this.operation(operationRef('writeOff', req.writeOffId), req.amount, () =>
+          this.writeOff(req.writeOffId, req.amount),
+        ),
+      {
+        validator: (req) => {
+          requireRequest(req);
+          requireId(req.writeOffId, 'writeOffId');
+          const ref = operationRef('writeOff', req.writeOffId);
+          if (this.isDuplicate(ref, req.amount)) return;
+          if (req.amount !== undefined) requireAmount(req.amount);
+          this.requireAllowed(this.writeOffEvent(ref, req.amount), 'write off');
+        },
       },
-    });
+    );
 
-    setHandler(refundUpdate, (req) => this.operation(operationRef('refund', req.refundId), req.amount, () => this.refund(req)), {
-      validator: (req) => {
-        requireRequest(req);
-        requireId(req.refundId, 'refundId');
-        requireId(req.purchaseId, 'purchaseId');
-        const ref = operationRef('refund', req.refundId);
-        if (this.isDuplicate(ref, req.amount)) return;
-        if (req.amount !== undefined) requireAmount(req.amount);
-        this.requireAllowed(this.refundEvent(ref, req.purchaseId, req.amount).event, 'refund');
+    setHandler(
+      refundUpdate,
+      (req) => this.operation(operationRef('refund', req.refundId), req.amount, () => this.refund(req)),
+      {
+        validator: (req) => {
+          requireRequest(req);
+          requireId(req.refundId, 'refundId');
+          requireId(req.purchaseId, 'purchaseId');
+          const ref = operationRef('refund', req.refundId);
+          if (this.isDuplicate(ref, req.amount)) return;
+          if (req.amount !== undefined) requireAmount(req.amount);
+          this.requireAllowed(this.refundEvent(ref, req.purchaseId, req.amount).event, 'refund');
+        },
       },
-    });
+    );
 
-    setHandler(captureUpdate, (req) => this.operation(operationRef('capture', req.captureId), req.amount, () => this.capture(req)), {
-      validator: (req) => {
-        requireRequest(req);
-        requireId(req.captureId, 'captureId');
-        const ref = operationRef('capture', req.captureId);
-        if (this.isDuplicate(ref, req.amount)) return;
-        if (req.amount !== undefined) requireAmount(req.amount);
-        this.requireAllowed(this.captureEvent(ref, req.amount), 'capture');
+    setHandler(
+      captureUpdate,
+      (req) => this.operation(operationRef('capture', req.captureId), req.amount, () => this.capture(req)),
+      {
+        validator: (req) => {
+          requireRequest(req);
+          requireId(req.captureId, 'captureId');
+          const ref = operationRef('capture', req.captureId);
+          if (this.isDuplicate(ref, req.amount)) return;
+          if (req.amount !== undefined) requireAmount(req.amount);
+          this.requireAllowed(this.captureEvent(ref, req.amount), 'capture');
+        },
       },
-    });
+    );
 
     setHandler(voidUpdate, (req) => this.operation(operationRef('void', req.voidId), undefined, () => this.void(req)), {
       validator: (req) => {
@@ -358,7 +409,8 @@ class Instrument {
     setHandler(closeUpdate, (req) => this.lock.run(async () => this.close(req)), {
       validator: (req) => {
         requireRequest(req);
-        if (req.reason !== undefined && typeof req.reason !== 'string') throw rejection(UpdateRejection.InvalidRequest, 'reason must be a string');
+        if (req.reason !== undefined && typeof req.reason !== 'string')
+          throw rejection(UpdateRejection.InvalidRequest, 'reason must be a string');
         if (isFinal(this.snapshot)) return; // closing a finished instrument answers its final state
         this.requireAllowed({ type: 'CLOSE', reason: req.reason }, 'close');
       },
@@ -387,22 +439,30 @@ class Instrument {
     const known = this.processed.get(ref)?.a ?? this.inFlight.get(ref)?.amount;
     if (!this.processed.has(ref) && !this.inFlight.has(ref)) return false;
     if (amount !== undefined && known !== undefined && amount !== known) {
-      throw rejection(UpdateRejection.DuplicateId, `${splitRef(ref).operation} id ${splitRef(ref).id} was already used with amount ${known}`);
+      throw rejection(
+        UpdateRejection.DuplicateId,
+        `${splitRef(ref).operation} id ${splitRef(ref).id} was already used with amount ${known}`,
+      );
     }
     return true;
   }
 
   requireCurrency(currency: unknown): void {
     if (currency !== this.input.currency) {
-      throw rejection(UpdateRejection.InvalidCurrency, `currency must be ${this.input.currency}, got ${String(currency)}`);
+      throw rejection(
+        UpdateRejection.InvalidCurrency,
+        `currency must be ${this.input.currency}, got ${String(currency)}`,
+      );
     }
   }
 
   /** Throws the UpdateRejection that explains why `event` is not valid now. */
   requireAllowed(event: InstrumentEvent, what: string): void {
     const state = this.state;
-    if (isFinal(this.snapshot)) throw rejection(UpdateRejection.InvalidState, `cannot ${what}: the instrument is ${state}`);
-    if (!handles(this.snapshot, event.type)) throw rejection(UpdateRejection.InvalidState, `cannot ${what} while the instrument is ${state}`);
+    if (isFinal(this.snapshot))
+      throw rejection(UpdateRejection.InvalidState, `cannot ${what}: the instrument is ${state}`);
+    if (!handles(this.snapshot, event.type))
+      throw rejection(UpdateRejection.InvalidState, `cannot ${what} while the instrument is ${state}`);
     if (this.snapshot.can(event)) return;
     throw this.refusal(event, what);
   }
@@ -418,13 +478,19 @@ class Instrument {
       case 'PURCHASE': {
         if (this.kind === 'prepaid') {
           const ctx = this.snapshot.context as PrepaidContext;
-          return rejection(UpdateRejection.LimitExceeded, `${money(event.amount)} is more than the available balance ${money(ctx.balance)}`);
+          return rejection(
+            UpdateRejection.LimitExceeded,
+            `${money(event.amount)} is more than the available balance ${money(ctx.balance)}`,
+          );
         }
         if (this.kind === 'postpaid') {
           const ctx = this.snapshot.context as PostpaidContext;
           if (ctx.expired) return rejection(UpdateRejection.InvalidState, 'the instrument has expired');
           if (ctx.globalAmountLimit !== null && ctx.totalCharged + event.amount > ctx.globalAmountLimit) {
-            return rejection(UpdateRejection.LimitExceeded, `${money(event.amount)} would exceed the global amount limit ${money(ctx.globalAmountLimit)} (charged ${money(ctx.totalCharged)})`);
+            return rejection(
+              UpdateRejection.LimitExceeded,
+              `${money(event.amount)} would exceed the global amount limit ${money(ctx.globalAmountLimit)} (charged ${money(ctx.totalCharged)})`,
+            );
           }
           return rejection(
             UpdateRejection.LimitExceeded,
@@ -432,7 +498,10 @@ class Instrument {
           );
         }
         const ctx = this.snapshot.context as SingleUseContext;
-        return rejection(UpdateRejection.LimitExceeded, `${money(event.amount)} is more than the authorized ${money(ctx.amount)}`);
+        return rejection(
+          UpdateRejection.LimitExceeded,
+          `${money(event.amount)} is more than the authorized ${money(ctx.amount)}`,
+        );
       }
       case 'SETTLE': {
         const ctx = this.snapshot.context as PostpaidContext;
@@ -440,22 +509,39 @@ class Instrument {
         if (ctx.pending.some((op) => op.operation === 'settle' || op.operation === 'writeOff')) {
           return rejection(UpdateRejection.InvalidState, 'a settlement or write-off is already in progress');
         }
-        return rejection(UpdateRejection.LimitExceeded, `${money(event.amount)} is more than the debt ${money(ctx.debt)}`);
+        return rejection(
+          UpdateRejection.LimitExceeded,
+          `${money(event.amount)} is more than the debt ${money(ctx.debt)}`,
+        );
       }
       case 'WRITE_OFF': {
         const ctx = this.snapshot.context as PostpaidContext;
         if (ctx.debt === 0) return rejection(UpdateRejection.InvalidState, 'there is no debt to write off');
         if (ctx.pending.length > 0) return rejection(UpdateRejection.InvalidState, 'operations are still in progress');
-        return rejection(UpdateRejection.LimitExceeded, `a write-off covers the whole debt ${money(ctx.debt)}, not ${money(event.amount)}`);
+        return rejection(
+          UpdateRejection.LimitExceeded,
+          `a write-off covers the whole debt ${money(ctx.debt)}, not ${money(event.amount)}`,
+        );
       }
       case 'REFUND':
-        return rejection(UpdateRejection.LimitExceeded, `${money(event.amount)} is more than the refundable ${money(event.refundable ?? 0)}`);
+        return rejection(
+          UpdateRejection.LimitExceeded,
+          `${money(event.amount)} is more than the refundable ${money(event.refundable ?? 0)}`,
+        );
       case 'CAPTURE':
-        return rejection(UpdateRejection.LimitExceeded, `${money(event.amount)} is more than the reserved ${money((this.snapshot.context as SingleUseContext).reserved)}`);
+        return rejection(
+          UpdateRejection.LimitExceeded,
+          `${money(event.amount)} is more than the reserved ${money((this.snapshot.context as SingleUseContext).reserved)}`,
+        );
       case 'FUND':
         return rejection(UpdateRejection.InvalidAmount, `cannot fund ${money(event.amount)}`);
       case 'CLOSE':
-        return rejection(UpdateRejection.InvalidState, this.kind === 'postpaid' && (this.snapshot.context as PostpaidContext).debt > 0 ? 'the debt must be settled or written off first' : 'operations are still in progress');
+        return rejection(
+          UpdateRejection.InvalidState,
+          this.kind === 'postpaid' && (this.snapshot.context as PostpaidContext).debt > 0
+            ? 'the debt must be settled or written off first'
+            : 'operations are still in progress',
+        );
       default:
         return rejection(UpdateRejection.InvalidState, `cannot ${what} now`);
     }
@@ -484,7 +570,13 @@ class Instrument {
       const ref = operationRef('fund', 'initial');
       const amount = this.input.fundingAmount!;
       this.apply({ type: 'AUTHORIZED', ref, amount });
-      const op = this.openOperation({ ref, id: 'initial', operation: 'fund', amount, callerReference: callerReferenceFor(this.id, 'fund', 'initial') });
+      const op = this.openOperation({
+        ref,
+        id: 'initial',
+        operation: 'fund',
+        amount,
+        callerReference: callerReferenceFor(this.id, 'fund', 'initial'),
+      });
       this.applyAnswer(op, await this.call(op, false));
       this.finish(op);
       return;
@@ -497,10 +589,20 @@ class Instrument {
     const t = ret.tokens as Record<string, unknown>;
     const has = (...keys: string[]) => keys.every((k) => typeof t[k] === 'string' && t[k] !== '');
     if (this.kind === 'prepaid' && has('prepaidInstrumentId', 'fundingTokenId', 'prepaidSenderTokenId')) {
-      return { kind: 'prepaid', prepaidInstrumentId: String(t.prepaidInstrumentId), fundingTokenId: String(t.fundingTokenId), prepaidSenderTokenId: String(t.prepaidSenderTokenId) };
+      return {
+        kind: 'prepaid',
+        prepaidInstrumentId: String(t.prepaidInstrumentId),
+        fundingTokenId: String(t.fundingTokenId),
+        prepaidSenderTokenId: String(t.prepaidSenderTokenId),
+      };
     }
     if (this.kind === 'postpaid' && has('creditInstrumentId', 'creditSenderTokenId', 'settlementTokenId')) {
-      return { kind: 'postpaid', creditInstrumentId: String(t.creditInstrumentId), creditSenderTokenId: String(t.creditSenderTokenId), settlementTokenId: String(t.settlementTokenId) };
+      return {
+        kind: 'postpaid',
+        creditInstrumentId: String(t.creditInstrumentId),
+        creditSenderTokenId: String(t.creditSenderTokenId),
+        settlementTokenId: String(t.settlementTokenId),
+      };
     }
     if (this.kind === 'single-use' && has('tokenId')) return { kind: 'single-use', tokenId: String(t.tokenId) };
     return undefined;
@@ -530,7 +632,13 @@ class Instrument {
     const event: InstrumentEvent = { type: 'FUND', ref, amount: req.amount };
     this.requireAllowed(event, 'fund');
     this.apply(event);
-    const op = this.openOperation({ ref, id: req.fundingId, operation: 'fund', amount: req.amount, callerReference: callerReferenceFor(this.id, 'fund', req.fundingId) });
+    const op = this.openOperation({
+      ref,
+      id: req.fundingId,
+      operation: 'fund',
+      amount: req.amount,
+      callerReference: callerReferenceFor(this.id, 'fund', req.fundingId),
+    });
     this.applyAnswer(op, await this.call(op, false));
     return this.finish(op);
   }
@@ -545,7 +653,13 @@ class Instrument {
     const event = this.settleEvent(ref, amount);
     this.requireAllowed(event, 'settle');
     this.apply(event);
-    const op = this.openOperation({ ref, id: settlementId, operation: 'settle', amount: event.amount, callerReference: callerReferenceFor(this.id, 'settle', settlementId) });
+    const op = this.openOperation({
+      ref,
+      id: settlementId,
+      operation: 'settle',
+      amount: event.amount,
+      callerReference: callerReferenceFor(this.id, 'settle', settlementId),
+    });
     this.applyAnswer(op, await this.call(op, false));
     return this.finish(op);
   }
@@ -560,20 +674,32 @@ class Instrument {
     const event = this.writeOffEvent(ref, amount);
     this.requireAllowed(event, 'write off');
     this.apply(event);
-    const op = this.openOperation({ ref, id: writeOffId, operation: 'writeOff', amount: event.amount, callerReference: callerReferenceFor(this.id, 'writeoff', writeOffId) });
+    const op = this.openOperation({
+      ref,
+      id: writeOffId,
+      operation: 'writeOff',
+      amount: event.amount,
+      callerReference: callerReferenceFor(this.id, 'writeoff', writeOffId),
+    });
     this.applyAnswer(op, await this.call(op, false));
     return this.finish(op);
   }
 
   /** The refund event for a purchase, with what is still refundable on it; throws UnknownPurchase / InvalidState. */
-  refundEvent(ref: string, purchaseId: string, amount: number | undefined): { event: Extract<InstrumentEvent, { type: 'REFUND' }>; purchase: ProcessedEntry } {
+  refundEvent(
+    ref: string,
+    purchaseId: string,
+    amount: number | undefined,
+  ): { event: Extract<InstrumentEvent, { type: 'REFUND' }>; purchase: ProcessedEntry } {
     const purchaseRef = operationRef('purchase', purchaseId);
     const purchase = this.processed.get(purchaseRef);
     if (!purchase || (this.kind === 'single-use' && purchaseRef !== this.purchaseRef)) {
       throw rejection(UpdateRejection.UnknownPurchase, `no purchase ${purchaseId} on this instrument`);
     }
-    if (purchase.o === 'pending') throw rejection(UpdateRejection.InvalidState, `purchase ${purchaseId} is still pending`);
-    if (purchase.o === 'declined' || !purchase.t) throw rejection(UpdateRejection.InvalidState, `purchase ${purchaseId} was declined`);
+    if (purchase.o === 'pending')
+      throw rejection(UpdateRejection.InvalidState, `purchase ${purchaseId} is still pending`);
+    if (purchase.o === 'declined' || !purchase.t)
+      throw rejection(UpdateRejection.InvalidState, `purchase ${purchaseId} was declined`);
     let refundable: number;
     if (this.kind === 'single-use') {
       refundable = refundableAmount(this.snapshot.context as SingleUseContext);
@@ -658,7 +784,14 @@ class Instrument {
       this.requireAllowed(event, 'close');
       this.apply(event);
     }
-    return { id: 'close', operation: 'close', outcome: 'approved', amount: 0, currency: this.input.currency, state: this.state };
+    return {
+      id: 'close',
+      operation: 'close',
+      outcome: 'approved',
+      amount: 0,
+      currency: this.input.currency,
+      state: this.state,
+    };
   }
 
   // ------------------------------------------------------------------ FPS calls and outcomes
@@ -677,7 +810,8 @@ class Instrument {
     const op: OpenOperation = { ...fields, status: 'InFlight', record };
     this.open.set(op.ref, op);
     this.transactions.push(record);
-    if (this.transactions.length > RECENT_TRANSACTIONS) this.transactions.splice(0, this.transactions.length - RECENT_TRANSACTIONS);
+    if (this.transactions.length > RECENT_TRANSACTIONS)
+      this.transactions.splice(0, this.transactions.length - RECENT_TRANSACTIONS);
     this.lastTransaction = record;
     this.refresh();
     return op;
@@ -700,28 +834,51 @@ class Instrument {
     let summary: string;
     switch (op.operation) {
       case 'purchase': {
-        const input = { ...base, callerReference: op.callerReference, senderTokenId: this.senderTokenId(), amount, description: op.description };
+        const input = {
+          ...base,
+          callerReference: op.callerReference,
+          senderTokenId: this.senderTokenId(),
+          amount,
+          description: op.description,
+        };
         summary = `${op.action} ${shown} · ${op.callerReference}`;
         run = () => (op.action === 'Reserve' ? acts.reserve : acts.pay).executeWithOptions({ summary }, [input]);
         break;
       }
       case 'fund': {
         if (t?.kind !== 'prepaid') throw new Error('fund needs prepaid tokens');
-        const input = { ...base, callerReference: op.callerReference, prepaidInstrumentId: t.prepaidInstrumentId, fundingTokenId: t.fundingTokenId, amount };
+        const input = {
+          ...base,
+          callerReference: op.callerReference,
+          prepaidInstrumentId: t.prepaidInstrumentId,
+          fundingTokenId: t.fundingTokenId,
+          amount,
+        };
         summary = `FundPrepaid ${shown} · ${op.callerReference}`;
         run = () => acts.fundPrepaid.executeWithOptions({ summary }, [input]);
         break;
       }
       case 'settle': {
         if (t?.kind !== 'postpaid') throw new Error('settle needs postpaid tokens');
-        const input = { ...base, callerReference: op.callerReference, creditInstrumentId: t.creditInstrumentId, settlementTokenId: t.settlementTokenId, amount };
+        const input = {
+          ...base,
+          callerReference: op.callerReference,
+          creditInstrumentId: t.creditInstrumentId,
+          settlementTokenId: t.settlementTokenId,
+          amount,
+        };
         summary = `SettleDebt ${shown} · ${op.callerReference}`;
         run = () => acts.settleDebt.executeWithOptions({ summary }, [input]);
         break;
       }
       case 'writeOff': {
         if (t?.kind !== 'postpaid') throw new Error('write-off needs postpaid tokens');
-        const input = { ...base, callerReference: op.callerReference, creditInstrumentId: t.creditInstrumentId, amount };
+        const input = {
+          ...base,
+          callerReference: op.callerReference,
+          creditInstrumentId: t.creditInstrumentId,
+          amount,
+        };
         summary = `WriteOffDebt ${shown} · ${op.callerReference}`;
         run = () => acts.writeOffDebt.executeWithOptions({ summary }, [input]);
         break;
@@ -758,7 +915,10 @@ class Instrument {
     if (this.open.get(op.ref) !== op) return;
     if (answer.kind === 'refused') {
       if (answer.code === 'DuplicateRequest') {
-        log.error('FPS answered DuplicateRequest: CallerReference reused with different parameters', { instrumentId: this.id, callerReference: op.callerReference });
+        log.error('FPS answered DuplicateRequest: CallerReference reused with different parameters', {
+          instrumentId: this.id,
+          callerReference: op.callerReference,
+        });
       }
       this.resolve(op, 'Declined', { code: answer.code, message: answer.message });
       return;
@@ -766,7 +926,11 @@ class Instrument {
     if (answer.kind === 'unknown') {
       if (op.status === 'InFlight') {
         op.status = 'Unknown';
-        log.warn('FPS outcome unknown; resolving in the background', { instrumentId: this.id, callerReference: op.callerReference, reason: answer.message });
+        log.warn('FPS outcome unknown; resolving in the background', {
+          instrumentId: this.id,
+          callerReference: op.callerReference,
+          reason: answer.message,
+        });
       }
       this.ensureResolver(op);
       this.refresh();
@@ -778,7 +942,10 @@ class Instrument {
     if (verdict === 'succeeded') {
       this.resolve(op, answer.status);
     } else if (verdict === 'failed') {
-      this.resolve(op, answer.status, { code: answer.statusCode ?? answer.status, message: answer.statusMessage ?? `FPS reported the transaction as ${answer.status}` });
+      this.resolve(op, answer.status, {
+        code: answer.statusCode ?? answer.status,
+        message: answer.statusMessage ?? `FPS reported the transaction as ${answer.status}`,
+      });
     } else if (verdict === 'pending' || op.status !== 'Pending') {
       if (op.status !== 'Pending') {
         op.status = 'Pending';
@@ -798,7 +965,11 @@ class Instrument {
     op.record.reason = reason;
     op.record.transactionId = op.transactionId;
     this.lastTransaction = op.record;
-    this.apply(succeeded ? { type: 'TRANSACTION_SUCCEEDED', ref: op.ref } : { type: 'TRANSACTION_FAILED', ref: op.ref, reason: reason?.code });
+    this.apply(
+      succeeded
+        ? { type: 'TRANSACTION_SUCCEEDED', ref: op.ref }
+        : { type: 'TRANSACTION_FAILED', ref: op.ref, reason: reason?.code },
+    );
     const entry = this.processed.get(op.ref);
     if (entry) this.fillEntry(entry, op);
     if (succeeded && op.operation === 'purchase') this.counters.purchasesApproved++;
@@ -814,11 +985,13 @@ class Instrument {
     const ctx = this.snapshot.context as PostpaidContext;
     if (op.operation === 'settle') {
       if (succeeded) this.timers.settlementRetryAt = undefined;
-      else if (this.state === 'active') this.timers.settlementRetryAt = Date.now() + this.settings.settlementRetryIntervalMs;
+      else if (this.state === 'active')
+        this.timers.settlementRetryAt = Date.now() + this.settings.settlementRetryIntervalMs;
     }
     if (op.operation === 'purchase' && succeeded && this.state === 'active' && !this.timers.settlementRetryAt) {
       const threshold = ctx.creditLimit * this.settings.settlementThresholdPercent;
-      if (ctx.debt * 100 >= threshold && !ctx.pending.some((p) => p.operation === 'settle')) this.timers.settleSoon = true;
+      if (ctx.debt * 100 >= threshold && !ctx.pending.some((p) => p.operation === 'settle'))
+        this.timers.settleSoon = true;
     }
   }
 
@@ -829,14 +1002,19 @@ class Instrument {
       entry = { r: op.ref, o: 'pending', a: op.amount, st: this.state };
       this.fillEntry(entry, op);
       this.processed.set(op.ref, entry);
-      while (this.processed.size > this.settings.processedIdLimit) this.processed.delete(this.processed.keys().next().value!);
+      while (this.processed.size > this.settings.processedIdLimit)
+        this.processed.delete(this.processed.keys().next().value!);
     }
     return this.resultOf(entry);
   }
 
   fillEntry(entry: ProcessedEntry, op: OpenOperation): void {
     const status = op.record.status;
-    entry.o = this.open.has(op.ref) ? 'pending' : status !== 'Declined' && status !== 'Unknown' && verdictFor(op, status) === 'succeeded' ? 'approved' : 'declined';
+    entry.o = this.open.has(op.ref)
+      ? 'pending'
+      : status !== 'Declined' && status !== 'Unknown' && verdictFor(op, status) === 'succeeded'
+        ? 'approved'
+        : 'declined';
     entry.s = status;
     entry.t = op.record.transactionId ?? op.transactionId;
     entry.c = op.record.reason;
@@ -864,7 +1042,11 @@ class Instrument {
   callerReferenceOf(operation: OperationName, id: string): string | undefined {
     switch (operation) {
       case 'purchase':
-        return callerReferenceFor(this.id, this.kind === 'single-use' && this.input.singleUseMode === 'reserve' ? 'reserve' : 'pay', id);
+        return callerReferenceFor(
+          this.id,
+          this.kind === 'single-use' && this.input.singleUseMode === 'reserve' ? 'reserve' : 'pay',
+          id,
+        );
       case 'writeOff':
         return callerReferenceFor(this.id, 'writeoff', id);
       case 'close':
@@ -877,11 +1059,17 @@ class Instrument {
   /** A verified IPN: resolves the open operation it names; late or duplicate ones change nothing. */
   onNotification(n: TransactionStatusNotification): void {
     if (n?.notificationType !== 'TransactionStatus') {
-      log.info('notification ignored', { instrumentId: this.id, notificationType: n?.notificationType, tokenId: n?.tokenId });
+      log.info('notification ignored', {
+        instrumentId: this.id,
+        notificationType: n?.notificationType,
+        tokenId: n?.tokenId,
+      });
       return;
     }
     const open = [...this.open.values()];
-    const op = open.find((o) => o.transactionId === n.transactionId) ?? open.find((o) => o.callerReference === n.callerReference);
+    const op =
+      open.find((o) => o.transactionId === n.transactionId) ??
+      open.find((o) => o.callerReference === n.callerReference);
     if (!op) {
       log.info('notification for no open operation (late or duplicate): ignored', {
         instrumentId: this.id,
@@ -891,8 +1079,19 @@ class Instrument {
       });
       return;
     }
-    if (!isTerminalStatus(n.transactionStatus) && n.transactionStatus !== 'Reserved' && n.transactionStatus !== 'Pending') return;
-    this.applyAnswer(op, { kind: 'status', transactionId: n.transactionId, status: n.transactionStatus, statusCode: n.statusCode, statusMessage: n.statusMessage });
+    if (
+      !isTerminalStatus(n.transactionStatus) &&
+      n.transactionStatus !== 'Reserved' &&
+      n.transactionStatus !== 'Pending'
+    )
+      return;
+    this.applyAnswer(op, {
+      kind: 'status',
+      transactionId: n.transactionId,
+      status: n.transactionStatus,
+      statusCode: n.statusCode,
+      statusMessage: n.statusMessage,
+    });
   }
 
   /** Polls (Pending) or re-sends with the same CallerReference (unknown) until the operation has a final outcome. */
@@ -926,11 +1125,20 @@ class Instrument {
         { summary: `GetTransactionStatus ${op.transactionId} · ${op.callerReference}` },
         [{ instrumentId: this.id, transactionId: op.transactionId!, callerReference: op.callerReference }],
       );
-      return { kind: 'status', transactionId: r.transactionId, status: r.transactionStatus, statusCode: r.statusCode, statusMessage: r.statusMessage };
+      return {
+        kind: 'status',
+        transactionId: r.transactionId,
+        status: r.transactionStatus,
+        statusCode: r.statusCode,
+        statusMessage: r.statusMessage,
+      };
     } catch (err) {
       // A status read that fails says nothing about the transaction: keep polling.
       const answer = classifyFailure(err);
-      return { kind: 'unknown', message: answer.kind === 'unknown' ? answer.message : `${answer.code}: ${answer.message}` };
+      return {
+        kind: 'unknown',
+        message: answer.kind === 'unknown' ? answer.message : `${answer.code}: ${answer.message}`,
+      };
     }
   }
 
@@ -990,7 +1198,10 @@ class Instrument {
     }
     if (this.open.size) parts.push(`${this.open.size} open`);
     const last = this.lastTransaction;
-    if (last) parts.push(`last: ${last.operation} ${last.id} ${money(last.amount)} ${last.status}${last.transactionId ? ` (${last.transactionId})` : ''}`);
+    if (last)
+      parts.push(
+        `last: ${last.operation} ${last.id} ${money(last.amount)} ${last.status}${last.transactionId ? ` (${last.transactionId})` : ''}`,
+      );
     setCurrentDetails(parts.join(' · '));
   }
 
@@ -1053,7 +1264,10 @@ class Instrument {
       const deadline = this.nextTimerAt();
       // Also wake when a handler set an earlier timer than the one being slept on.
       const wake = () =>
-        this.dueWork() !== undefined || this.finished() || this.shouldContinueAsNew() || (this.nextTimerAt() ?? Infinity) < (deadline ?? Infinity);
+        this.dueWork() !== undefined ||
+        this.finished() ||
+        this.shouldContinueAsNew() ||
+        (this.nextTimerAt() ?? Infinity) < (deadline ?? Infinity);
       if (deadline === undefined) await condition(wake);
       else await condition(wake, Math.max(1, deadline - Date.now()));
     }
@@ -1063,7 +1277,8 @@ class Instrument {
   publishStart(): void {
     const attrs = workflowInfo().typedSearchAttributes;
     const missing = [] as Array<{ key: typeof CustomerIdKey; value: string }>;
-    if (attrs.get(CustomerIdKey) !== this.input.customerId) missing.push({ key: CustomerIdKey, value: this.input.customerId });
+    if (attrs.get(CustomerIdKey) !== this.input.customerId)
+      missing.push({ key: CustomerIdKey, value: this.input.customerId });
     if (attrs.get(InstrumentTypeKey) !== this.kind) missing.push({ key: InstrumentTypeKey, value: this.kind });
     this.publishedState = attrs.get(InstrumentStateKey);
     if (this.publishedState !== this.state) missing.push({ key: InstrumentStateKey, value: this.state });
@@ -1089,7 +1304,11 @@ class Instrument {
       timers: this.timers,
       purchaseRef: this.purchaseRef,
     };
-    log.info('continuing as new', { instrumentId: this.id, historyLength: workflowInfo().historyLength, processed: this.processed.size });
+    log.info('continuing as new', {
+      instrumentId: this.id,
+      historyLength: workflowInfo().historyLength,
+      processed: this.processed.size,
+    });
     return makeContinueAsNewFunc<typeof instrumentWorkflow>({
       typedSearchAttributes: [
         { key: CustomerIdKey, value: this.input.customerId },
@@ -1169,7 +1388,8 @@ class Instrument {
   async expire(): Promise<void> {
     const applied = this.apply({ type: 'EXPIRE' });
     log.info('instrument expired', { instrumentId: this.id, state: this.state, applied });
-    if (this.kind === 'postpaid' && !isFinal(this.snapshot) && (this.snapshot.context as PostpaidContext).debt > 0) this.timers.settleSoon = true;
+    if (this.kind === 'postpaid' && !isFinal(this.snapshot) && (this.snapshot.context as PostpaidContext).debt > 0)
+      this.timers.settleSoon = true;
   }
 
   /** A settlement the workflow starts itself; queued behind the operations already waiting for the lock. */
@@ -1181,14 +1401,22 @@ class Instrument {
     if (!this.snapshot.can(event)) return;
     this.counters.autoSettlements++;
     log.info('automatic settlement', { instrumentId: this.id, why, debt: ctx.debt, settlementId: id });
-    await this.background(this.operation(event.ref, event.amount, () => this.settle(id, undefined)), 'automatic settlement');
+    await this.background(
+      this.operation(event.ref, event.amount, () => this.settle(id, undefined)),
+      'automatic settlement',
+    );
   }
 
   /** Awaits a workflow-initiated operation; a refusal (the state changed while it queued) is logged, not thrown. */
   async background(result: Promise<OperationResult>, what: string): Promise<void> {
     try {
       const r = await result;
-      log.info(`${what} finished`, { instrumentId: this.id, outcome: r.outcome, transactionId: r.transactionId, state: r.state });
+      log.info(`${what} finished`, {
+        instrumentId: this.id,
+        outcome: r.outcome,
+        transactionId: r.transactionId,
+        state: r.state,
+      });
     } catch (err) {
       if (!(err instanceof ApplicationFailure)) throw err;
       log.info(`${what} not run`, { instrumentId: this.id, reason: err.message });
@@ -1207,21 +1435,35 @@ class Instrument {
     }
     this.counters.autoWriteOffs++;
     log.info('automatic write-off of a delinquent account', { instrumentId: this.id, debt: ctx.debt, writeOffId: id });
-    await this.background(this.operation(event.ref, event.amount, () => this.writeOff(id, undefined)), 'automatic write-off');
+    await this.background(
+      this.operation(event.ref, event.amount, () => this.writeOff(id, undefined)),
+      'automatic write-off',
+    );
   }
 
   /** A finished instrument's tokens can move no more money: cancel them (best effort). */
   async cancelTokens(): Promise<void> {
     const t = this.tokens;
     if (!t) return;
-    const ids = t.kind === 'prepaid' ? [t.prepaidSenderTokenId, t.fundingTokenId] : t.kind === 'postpaid' ? [t.creditSenderTokenId, t.settlementTokenId] : [t.tokenId];
+    const ids =
+      t.kind === 'prepaid'
+        ? [t.prepaidSenderTokenId, t.fundingTokenId]
+        : t.kind === 'postpaid'
+          ? [t.creditSenderTokenId, t.settlementTokenId]
+          : [t.tokenId];
     // A used single-use token is spent already; only an unused one needs cancelling.
     if (t.kind === 'single-use' && this.purchaseRef) return;
     for (const tokenId of ids) {
       try {
-        await this.statusReader.cancelToken.executeWithOptions({ summary: `CancelToken ${tokenId}` }, [{ instrumentId: this.id, tokenId, reason: this.snapshot.context.closeReason }]);
+        await this.statusReader.cancelToken.executeWithOptions({ summary: `CancelToken ${tokenId}` }, [
+          { instrumentId: this.id, tokenId, reason: this.snapshot.context.closeReason },
+        ]);
       } catch (err) {
-        log.warn('CancelToken failed; the token stays active at FPS', { instrumentId: this.id, tokenId, error: String(err) });
+        log.warn('CancelToken failed; the token stays active at FPS', {
+          instrumentId: this.id,
+          tokenId,
+          error: String(err),
+        });
       }
     }
   }

@@ -126,13 +126,34 @@ export interface OperationResult {
 }
 export type PurchaseResult = OperationResult & { operation: 'purchase' };
 
-export interface FundRequest { fundingId: string; amount: MinorUnits; currency: string }
-export interface SettleRequest { settlementId: string; /** default: the whole debt */ amount?: MinorUnits }
-export interface WriteOffRequest { writeOffId: string; /** default: the whole debt */ amount?: MinorUnits }
-export interface RefundRequest { refundId: string; /** the purchase to refund */ purchaseId: string; /** default: all refundable */ amount?: MinorUnits }
-export interface CaptureRequest { captureId: string; /** default: the whole reserved amount */ amount?: MinorUnits }
-export interface VoidRequest { voidId: string }
-export interface CloseRequest { reason?: string }
+export interface FundRequest {
+  fundingId: string;
+  amount: MinorUnits;
+  currency: string;
+}
+export interface SettleRequest {
+  settlementId: string;
+  /** default: the whole debt */ amount?: MinorUnits;
+}
+export interface WriteOffRequest {
+  writeOffId: string;
+  /** default: the whole debt */ amount?: MinorUnits;
+}
+export interface RefundRequest {
+  refundId: string;
+  /** the purchase to refund */ purchaseId: string;
+  /** default: all refundable */ amount?: MinorUnits;
+}
+export interface CaptureRequest {
+  captureId: string;
+  /** default: the whole reserved amount */ amount?: MinorUnits;
+}
+export interface VoidRequest {
+  voidId: string;
+}
+export interface CloseRequest {
+  reason?: string;
+}
 
 export interface TransactionRecord {
   id: string;
@@ -228,11 +249,21 @@ export const UpdateRejection = {
 export type UpdateRejectionType = (typeof UpdateRejection)[keyof typeof UpdateRejection];
 
 /** Search attributes the workflow keeps current; registered on the dev server at start-up. */
-export const SEARCH_ATTRIBUTES = { CustomerId: 'CustomerId', InstrumentType: 'InstrumentType', InstrumentState: 'InstrumentState' } as const;
+export const SEARCH_ATTRIBUTES = {
+  CustomerId: 'CustomerId',
+  InstrumentType: 'InstrumentType',
+  InstrumentState: 'InstrumentState',
+} as const;
 
 export const CustomerIdKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.CustomerId, SearchAttributeType.KEYWORD);
-export const InstrumentTypeKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.InstrumentType, SearchAttributeType.KEYWORD);
-export const InstrumentStateKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.InstrumentState, SearchAttributeType.KEYWORD);
+export const InstrumentTypeKey = defineSearchAttributeKey(
+  SEARCH_ATTRIBUTES.InstrumentType,
+  SearchAttributeType.KEYWORD,
+);
+export const InstrumentStateKey = defineSearchAttributeKey(
+  SEARCH_ATTRIBUTES.InstrumentState,
+  SearchAttributeType.KEYWORD,
+);
 
 /** The machines' initial state: what InstrumentState holds when a workflow starts. */
 export const INITIAL_INSTRUMENT_STATE = 'awaitingAuthorization';

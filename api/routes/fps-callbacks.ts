@@ -6,7 +6,12 @@ import express from 'express';
 import { z } from 'zod';
 import { CbuiReturnError, parseCbuiReturn } from '../../fps/cbui';
 import { IpnError, parseIpn } from '../../fps/ipn';
-import { authorizationReturnedSignal, transactionStatusChangedSignal, type AuthorizationReturn, type TransactionStatusNotification } from '../../workflows/messages';
+import {
+  authorizationReturnedSignal,
+  transactionStatusChangedSignal,
+  type AuthorizationReturn,
+  type TransactionStatusNotification,
+} from '../../workflows/messages';
 import { instrumentIdOfCallerReference, ipnUrlFor, PIPELINE_BY_TYPE, returnUrlFor } from '../authorization';
 import { flatParams, type ApiContext } from '../context';
 import { ProblemError } from '../problem';
@@ -31,7 +36,11 @@ export function fpsCallbackRoutes(ctx: ApiContext): RouteSpec[] {
       tag: 'fps callbacks',
       security: 'fpsSignature',
       query: {
-        status: { schema: z.string(), required: true, description: 'SA/SB/SC success, A aborted, CE/NP/NM/PE/SE failure' },
+        status: {
+          schema: z.string(),
+          required: true,
+          description: 'SA/SB/SC success, A aborted, CE/NP/NM/PE/SE failure',
+        },
         callerReference: { schema: z.string(), description: 'SingleUse (and aborts)' },
         callerReferenceSender: { schema: z.string(), description: 'SetupPrepaid / SetupPostpaid' },
         signature: { schema: z.string(), required: true },
@@ -40,7 +49,10 @@ export function fpsCallbackRoutes(ctx: ApiContext): RouteSpec[] {
         certificateUrl: { schema: z.string(), required: true },
       },
       responses: {
-        303: { description: 'Signalled; redirect to the storefront', headers: { Location: 'returnTo?instrument=…&authorization=…' } },
+        303: {
+          description: 'Signalled; redirect to the storefront',
+          headers: { Location: 'returnTo?instrument=…&authorization=…' },
+        },
         400: 'Signature not verified (callback_unverified), or verified but unusable parameters (callback_invalid); nothing signalled',
         404: 'Verified, but no such instrument',
         409: 'The instrument is closed',
@@ -50,26 +62,41 @@ export function fpsCallbackRoutes(ctx: ApiContext): RouteSpec[] {
         const verification = await verifier.verify({ httpMethod: 'GET', urlEndPoint: returnUrlFor(cfg), params });
         const callerReference = params.callerReferenceSender || params.callerReference;
         if (!verification.ok) {
-          logger.warn({ callback: 'return', reason: verification.reason, callerReference }, 'unverified CBUI return rejected');
-          throw new ProblemError(400, 'callback_unverified', 'the return parameters do not carry a valid FPS signature');
+          logger.warn(
+            { callback: 'return', reason: verification.reason, callerReference },
+            'unverified CBUI return rejected',
+          );
+          throw new ProblemError(
+            400,
+            'callback_unverified',
+            'the return parameters do not carry a valid FPS signature',
+          );
         }
         const instrumentId = instrumentIdOfCallerReference(callerReference);
-        if (!instrumentId) throw new ProblemError(400, 'callback_invalid', 'the return names no instrument CallerReference', { field: 'callerReference' });
+        if (!instrumentId)
+          throw new ProblemError(400, 'callback_invalid', 'the return names no instrument CallerReference', {
+            field: 'callerReference',
+          });
         res.locals.instrumentId = instrumentId;
 
         const instrument = await instruments.describe(instrumentId);
-        if (instrument.status !== 'RUNNING') throw new ProblemError(409, 'instrument_closed', `instrument ${instrumentId} is closed`);
+        if (instrument.status !== 'RUNNING')
+          throw new ProblemError(409, 'instrument_closed', `instrument ${instrumentId} is closed`);
         const pipeline = instrument.type && PIPELINE_BY_TYPE[instrument.type];
         if (!pipeline) throw new Error(`instrument ${instrumentId} has no InstrumentType search attribute`);
         let authorization: AuthorizationReturn;
         try {
           authorization = parseCbuiReturn(pipeline, params);
         } catch (e) {
-          if (e instanceof CbuiReturnError) throw new ProblemError(400, 'callback_invalid', e.message, { field: e.parameter });
+          if (e instanceof CbuiReturnError)
+            throw new ProblemError(400, 'callback_invalid', e.message, { field: e.parameter });
           throw e;
         }
         await instruments.signal(instrumentId, authorizationReturnedSignal, authorization);
-        logger.info({ instrumentId, callerReference, outcome: authorization.outcome, status: authorization.status }, 'authorization returned');
+        logger.info(
+          { instrumentId, callerReference, outcome: authorization.outcome, status: authorization.status },
+          'authorization returned',
+        );
 
         const returnTo = instrument.memo.returnTo ?? '/';
         const target = new URL(returnTo, cfg.api.publicUrl);
@@ -106,7 +133,15 @@ export function fpsCallbackRoutes(ctx: ApiContext): RouteSpec[] {
         const params = flatParams(req.body);
         const verification = await verifier.verify({ httpMethod: 'POST', urlEndPoint: ipnUrlFor(cfg), params });
         if (!verification.ok) {
-          logger.warn({ callback: 'ipn', reason: verification.reason, callerReference: params.callerReference, transactionId: params.transactionId }, 'unverified IPN rejected');
+          logger.warn(
+            {
+              callback: 'ipn',
+              reason: verification.reason,
+              callerReference: params.callerReference,
+              transactionId: params.transactionId,
+            },
+            'unverified IPN rejected',
+          );
           throw new ProblemError(403, 'callback_unverified', 'the notification does not carry a valid FPS signature');
         }
         let notification: TransactionStatusNotification;
@@ -116,7 +151,12 @@ export function fpsCallbackRoutes(ctx: ApiContext): RouteSpec[] {
             ipn.notificationType === 'TransactionStatus'
               ? ipn
               : // No transaction: the workflow's contract still wants the fields; a cancelled token reads as Cancelled.
-                { ...ipn, transactionId: '', transactionStatus: 'Cancelled', callerReference: ipn.callerReference ?? '' };
+                {
+                  ...ipn,
+                  transactionId: '',
+                  transactionStatus: 'Cancelled',
+                  callerReference: ipn.callerReference ?? '',
+                };
         } catch (e) {
           if (e instanceof IpnError) throw new ProblemError(400, 'callback_invalid', e.message, { field: e.parameter });
           throw e;
@@ -124,7 +164,13 @@ export function fpsCallbackRoutes(ctx: ApiContext): RouteSpec[] {
         const { callerReference, transactionId, transactionStatus } = notification;
         const instrumentId = instrumentIdOfCallerReference(callerReference);
         res.locals.instrumentId = instrumentId;
-        const fields = { instrumentId, callerReference, transactionId, transactionStatus, notificationType: notification.notificationType };
+        const fields = {
+          instrumentId,
+          callerReference,
+          transactionId,
+          transactionStatus,
+          notificationType: notification.notificationType,
+        };
         if (!instrumentId) {
           logger.warn(fields, 'IPN names no instrument; acknowledged');
           res.json({ received: true, signalled: false });

@@ -53,7 +53,8 @@ function checkReturnTo(ctx: ApiContext, returnTo: string | undefined): string | 
     throw validationFailed('returnTo', 'returnTo: must be a path on this site or an absolute http(s) URL');
   }
   const allowed = [new URL(ctx.cfg.api.publicUrl).origin, ...ctx.cfg.api.returnToOrigins];
-  if (!allowed.includes(url.origin)) throw validationFailed('returnTo', `returnTo: origin ${url.origin} is not allowed (API_RETURN_TO_ORIGINS)`);
+  if (!allowed.includes(url.origin))
+    throw validationFailed('returnTo', `returnTo: origin ${url.origin} is not allowed (API_RETURN_TO_ORIGINS)`);
   return url.href;
 }
 
@@ -71,11 +72,22 @@ export interface CreatedInstrument {
 }
 
 /** Shared by the API route and the storefront backend. */
-export async function createInstrument(ctx: ApiContext, customerId: string, request: s.CreateInstrumentRequest, key?: string): Promise<CreatedInstrument> {
+export async function createInstrument(
+  ctx: ApiContext,
+  customerId: string,
+  request: s.CreateInstrumentRequest,
+  key?: string,
+): Promise<CreatedInstrument> {
   const { currency } = request;
   const returnTo = checkReturnTo(ctx, request.returnTo);
   const instrumentId = key ? instrumentIdForKey(customerId, key) : newId('ins');
-  const input: InstrumentInput = { instrumentId, customerId, type: request.type, currency, description: request.description };
+  const input: InstrumentInput = {
+    instrumentId,
+    customerId,
+    type: request.type,
+    currency,
+    description: request.description,
+  };
   switch (request.type) {
     case 'prepaid':
       input.fundingAmount = minorUnits(request.fundingAmount, currency, 'fundingAmount');
@@ -84,7 +96,9 @@ export async function createInstrument(ctx: ApiContext, customerId: string, requ
       input.creditLimit = minorUnits(request.creditLimit, currency, 'creditLimit');
       input.globalAmountLimit = minorUnits(request.globalAmountLimit, currency, 'globalAmountLimit');
       if (input.globalAmountLimit < input.creditLimit) {
-        throw new ProblemError(422, 'invalid_amount', 'globalAmountLimit: must be at least the creditLimit', { field: 'globalAmountLimit' });
+        throw new ProblemError(422, 'invalid_amount', 'globalAmountLimit: must be at least the creditLimit', {
+          field: 'globalAmountLimit',
+        });
       }
       break;
     case 'single-use':
@@ -92,10 +106,17 @@ export async function createInstrument(ctx: ApiContext, customerId: string, requ
       input.singleUseMode = request.singleUseMode;
       break;
   }
-  for (const name of Object.keys(input) as Array<keyof InstrumentInput>) if (input[name] === undefined) delete input[name];
+  for (const name of Object.keys(input) as Array<keyof InstrumentInput>)
+    if (input[name] === undefined) delete input[name];
   const requestFingerprint = createHash('sha256').update(JSON.stringify({ customerId, request })).digest('base64url');
-  const { created } = await ctx.instruments.start(input, returnTo ? { returnTo, requestFingerprint } : { requestFingerprint });
-  ctx.logger.info({ instrumentId, customerId, type: input.type, created }, created ? 'instrument started' : 'instrument create replayed');
+  const { created } = await ctx.instruments.start(
+    input,
+    returnTo ? { returnTo, requestFingerprint } : { requestFingerprint },
+  );
+  ctx.logger.info(
+    { instrumentId, customerId, type: input.type, created },
+    created ? 'instrument started' : 'instrument create replayed',
+  );
   const workflowId = workflowIdFor(instrumentId);
   return {
     status: created ? 201 : 200,
@@ -114,7 +135,12 @@ export async function createInstrument(ctx: ApiContext, customerId: string, requ
 // ---- operations ------------------------------------------------------------------------------
 
 /** An Update's outcome as HTTP: approved → 200/201, pending → 202, declined → 402 problem. */
-export function sendOperationResult(res: Response, instrumentId: string, result: OperationResult, approvedStatus: 200 | 201): void {
+export function sendOperationResult(
+  res: Response,
+  instrumentId: string,
+  result: OperationResult,
+  approvedStatus: 200 | 201,
+): void {
   const body = renderOperation(instrumentId, result);
   if (result.outcome === 'declined') {
     throw new ProblemError(402, 'payment_declined', result.reason?.message ?? 'declined by FPS', {
@@ -125,7 +151,10 @@ export function sendOperationResult(res: Response, instrumentId: string, result:
   if (result.outcome === 'pending') {
     // A purchase is followed by its own URL; other operations through the instrument.
     const statusUrl = 'self' in body.links && body.links.self ? body.links.self : body.links.instrument;
-    res.status(202).location(statusUrl).json({ ...body, statusUrl });
+    res
+      .status(202)
+      .location(statusUrl)
+      .json({ ...body, statusUrl });
     return;
   }
   res.status(approvedStatus).json(body);
@@ -137,7 +166,9 @@ async function checkCurrency(ctx: ApiContext, instrumentId: string, body: { amou
   if (amount) {
     const { currency } = await ctx.instruments.snapshot(instrumentId);
     if (currency !== amount.currency) {
-      throw new ProblemError(422, 'invalid_currency', `currency: the instrument is in ${currency}`, { field: 'currency' });
+      throw new ProblemError(422, 'invalid_currency', `currency: the instrument is in ${currency}`, {
+        field: 'currency',
+      });
     }
   }
   return amount?.amount;
@@ -172,7 +203,10 @@ function operationRoute<Body, Req>(ctx: ApiContext, spec: OperationSpec<Body, Re
     body: { schema: spec.schema, required: spec.bodyRequired },
     responses: {
       [spec.approvedStatus]: { description: 'Approved', schema: s.OperationResultSchema },
-      202: { description: 'Pending at FPS; follow the instrument (Location) for the outcome', schema: s.OperationResultSchema },
+      202: {
+        description: 'Pending at FPS; follow the instrument (Location) for the outcome',
+        schema: s.OperationResultSchema,
+      },
       ...operationProblems,
     },
     handler: async (req, res) => {
@@ -206,14 +240,24 @@ export async function sendInstrument(ctx: ApiContext, res: Response, instrumentI
 export function purchaseIdFor(req: Request, bodyPurchaseId: string | undefined): string {
   const key = idempotencyKey(req);
   if (key !== undefined && bodyPurchaseId !== undefined && key !== bodyPurchaseId) {
-    throw new ProblemError(422, 'idempotency_key_mismatch', 'purchaseId and the Idempotency-Key header must be equal when both are sent', {
-      field: 'purchaseId',
-    });
+    throw new ProblemError(
+      422,
+      'idempotency_key_mismatch',
+      'purchaseId and the Idempotency-Key header must be equal when both are sent',
+      {
+        field: 'purchaseId',
+      },
+    );
   }
   return bodyPurchaseId ?? key ?? newId('pur');
 }
 
-export async function purchase(ctx: ApiContext, instrumentId: string, purchaseId: string, request: { amount: number; currency: string; description?: string }) {
+export async function purchase(
+  ctx: ApiContext,
+  instrumentId: string,
+  purchaseId: string,
+  request: { amount: number; currency: string; description?: string },
+) {
   return ctx.instruments.operate(instrumentId, purchaseUpdate, { purchaseId, ...request }, purchaseId);
 }
 
@@ -233,7 +277,11 @@ export function instrumentRoutes(ctx: ApiContext): RouteSpec[] {
       idempotencyKey: true,
       body: { schema: s.CreateInstrumentRequest, required: true },
       responses: {
-        201: { description: 'Created; send the buyer to authorizationUrl', schema: s.CreatedInstrument, headers: { Location: 'The instrument' } },
+        201: {
+          description: 'Created; send the buyer to authorizationUrl',
+          schema: s.CreatedInstrument,
+          headers: { Location: 'The instrument' },
+        },
         200: { description: 'Replay of an earlier create with the same Idempotency-Key', schema: s.CreatedInstrument },
         ...problems,
         409: 'Instrument id already in use',
@@ -251,15 +299,23 @@ export function instrumentRoutes(ctx: ApiContext): RouteSpec[] {
       path: '/customers/:customerId/instruments',
       operationId: 'listInstruments',
       summary: "List a customer's instruments (Temporal visibility)",
-      description: 'Newest first, at most 100. Visibility is eventually consistent: an instrument created a moment ago may not be listed yet.',
+      description:
+        'Newest first, at most 100. Visibility is eventually consistent: an instrument created a moment ago may not be listed yet.',
       tag: 'instruments',
       security: 'apiKey',
       params: { customerId: s.CustomerId },
-      responses: { 200: { description: 'The instruments', schema: s.InstrumentList }, 401: problems[401], 422: 'Invalid customer id' },
+      responses: {
+        200: { description: 'The instruments', schema: s.InstrumentList },
+        401: problems[401],
+        422: 'Invalid customer id',
+      },
       handler: async (req, res) => {
         const customerId = parseWith(s.CustomerId, req.params.customerId, { field: 'customerId' });
         const instruments = await ctx.instruments.listForCustomer(customerId);
-        res.json({ customerId, instruments: instruments.map((i) => ({ ...i, links: { self: instrumentPath(i.instrumentId) } })) });
+        res.json({
+          customerId,
+          instruments: instruments.map((i) => ({ ...i, links: { self: instrumentPath(i.instrumentId) } })),
+        });
       },
     }),
     route({
@@ -267,11 +323,17 @@ export function instrumentRoutes(ctx: ApiContext): RouteSpec[] {
       path: '/instruments/:instrumentId',
       operationId: 'getInstrument',
       summary: 'Read an instrument: state, balance or debt, transactions',
-      description: "The workflow's snapshot query, with amounts as decimal strings and minor units, and a link to the workflow in the Temporal Web UI.",
+      description:
+        "The workflow's snapshot query, with amounts as decimal strings and minor units, and a link to the workflow in the Temporal Web UI.",
       tag: 'instruments',
       security: 'apiKey',
       params: { instrumentId: s.InstrumentId },
-      responses: { 200: { description: 'The instrument', schema: s.InstrumentSchema }, 401: problems[401], 404: problems[404], 504: 'The workflow did not answer in time' },
+      responses: {
+        200: { description: 'The instrument', schema: s.InstrumentSchema },
+        401: problems[401],
+        404: problems[404],
+        504: 'The workflow did not answer in time',
+      },
       handler: async (req, res) => {
         await sendInstrument(ctx, res, instrumentIdParam(req, res));
       },
@@ -282,7 +344,7 @@ export function instrumentRoutes(ctx: ApiContext): RouteSpec[] {
       operationId: 'getPurchase',
       summary: 'Read one purchase by its id: approved, declined, or still pending',
       description:
-        'How a client follows a purchase answered 202 (Pending at FPS) to its outcome, or reads one that is no longer among the instrument\'s recent transactions. ' +
+        "How a client follows a purchase answered 202 (Pending at FPS) to its outcome, or reads one that is no longer among the instrument's recent transactions. " +
         'Always 200 with the outcome in the body (a declined purchase is a fact here, not an error).',
       tag: 'operations',
       security: 'apiKey',
@@ -298,7 +360,10 @@ export function instrumentRoutes(ctx: ApiContext): RouteSpec[] {
         const purchaseId = parseWith(s.OperationId, req.params.purchaseId, { field: 'purchaseId' });
         res.locals.purchaseId = purchaseId;
         const result = await ctx.instruments.operationResult(instrumentId, 'purchase', purchaseId);
-        if (!result) throw new ProblemError(404, 'unknown_purchase', `instrument ${instrumentId} has no purchase ${purchaseId}`, { field: 'purchaseId' });
+        if (!result)
+          throw new ProblemError(404, 'unknown_purchase', `instrument ${instrumentId} has no purchase ${purchaseId}`, {
+            field: 'purchaseId',
+          });
         res.json(renderOperation(instrumentId, result));
       },
     }),
@@ -317,7 +382,10 @@ export function instrumentRoutes(ctx: ApiContext): RouteSpec[] {
       body: { schema: s.PurchaseRequest, required: true },
       responses: {
         201: { description: 'Approved', schema: s.OperationResultSchema },
-        202: { description: 'Pending at FPS; follow the instrument (Location) for the outcome', schema: s.OperationResultSchema },
+        202: {
+          description: 'Pending at FPS; follow the instrument (Location) for the outcome',
+          schema: s.OperationResultSchema,
+        },
         ...operationProblems,
       },
       handler: async (req, res) => {
@@ -326,7 +394,11 @@ export function instrumentRoutes(ctx: ApiContext): RouteSpec[] {
         const purchaseId = purchaseIdFor(req, body.purchaseId);
         res.locals.purchaseId = purchaseId;
         const amount = minorUnits(body.amount, body.currency, 'amount');
-        const result = await purchase(ctx, instrumentId, purchaseId, { amount, currency: body.currency, description: body.description });
+        const result = await purchase(ctx, instrumentId, purchaseId, {
+          amount,
+          currency: body.currency,
+          description: body.description,
+        });
         sendOperationResult(res, instrumentId, result, 201);
       },
     }),
@@ -340,7 +412,11 @@ export function instrumentRoutes(ctx: ApiContext): RouteSpec[] {
       update: fundUpdate,
       idPrefix: 'fnd',
       approvedStatus: 201,
-      toRequest: (_ctx, _id, body, fundingId) => ({ fundingId, amount: minorUnits(body.amount, body.currency, 'amount'), currency: body.currency }),
+      toRequest: (_ctx, _id, body, fundingId) => ({
+        fundingId,
+        amount: minorUnits(body.amount, body.currency, 'amount'),
+        currency: body.currency,
+      }),
     }),
     operationRoute(ctx, {
       path: 'settle',
@@ -376,7 +452,11 @@ export function instrumentRoutes(ctx: ApiContext): RouteSpec[] {
       update: refundUpdate,
       idPrefix: 'rfd',
       approvedStatus: 201,
-      toRequest: async (c, id, body, refundId) => ({ refundId, purchaseId: body.purchaseId, amount: await checkCurrency(c, id, body) }),
+      toRequest: async (c, id, body, refundId) => ({
+        refundId,
+        purchaseId: body.purchaseId,
+        amount: await checkCurrency(c, id, body),
+      }),
     }),
     operationRoute(ctx, {
       path: 'capture',

@@ -25,7 +25,10 @@ export function serviceRoutes(ctx: ApiContext, openApi: () => unknown): RouteSpe
       summary: 'Readiness: Temporal answers',
       tag: 'service',
       security: 'none',
-      responses: { 200: { description: 'Ready', schema: Health }, 503: { description: 'Temporal unreachable', schema: Health } },
+      responses: {
+        200: { description: 'Ready', schema: Health },
+        503: { description: 'Temporal unreachable', schema: Health },
+      },
       handler: async (_req, res) => {
         try {
           await ctx.instruments.ready();

@@ -13,7 +13,14 @@ import { instrumentPath, money, temporalUiUrl } from '../render';
 import { route, type RouteSpec } from '../route';
 import * as s from '../schemas';
 import { minorUnits, parseWith } from '../validate';
-import { createInstrument, instrumentIdParam, purchase, purchaseIdFor, sendInstrument, sendOperationResult } from './instruments';
+import {
+  createInstrument,
+  instrumentIdParam,
+  purchase,
+  purchaseIdFor,
+  sendInstrument,
+  sendOperationResult,
+} from './instruments';
 
 const CURRENCY = 'USD';
 const COOKIE = 'fps_store_session';
@@ -25,11 +32,19 @@ export const CATALOGUE = [
   { id: 'ebook', name: 'E-book', price: '4.99' },
   { id: 'song', name: 'Song', price: '0.99' },
   { id: 'game-skin', name: 'Game skin', price: '2.49' },
-  { id: 'pending-demo', name: 'Pending demo', price: '1.13', note: 'FPS answers Pending; an IPN settles it a moment later' },
+  {
+    id: 'pending-demo',
+    name: 'Pending demo',
+    price: '1.13',
+    note: 'FPS answers Pending; an IPN settles it a moment later',
+  },
   { id: 'declined-demo', name: 'Declined demo', price: '0.51', note: 'FPS declines it (TransactionDenied)' },
 ] as const;
 
-const catalogueJson = CATALOGUE.map((item) => ({ ...item, price: money(parseDecimal(item.price, CURRENCY), CURRENCY) }));
+const catalogueJson = CATALOGUE.map((item) => ({
+  ...item,
+  price: money(parseDecimal(item.price, CURRENCY), CURRENCY),
+}));
 
 export function storeRoutes(ctx: ApiContext): RouteSpec[] {
   const secret = ctx.cfg.api.storeSessionSecret || randomBytes(32).toString('hex');
@@ -55,7 +70,10 @@ export function storeRoutes(ctx: ApiContext): RouteSpec[] {
 
   // Ownership never changes, so a verified instrument id is remembered (bounded).
   const owners = new Map<string, string>();
-  async function requireOwnInstrument(req: Request, res: Response): Promise<{ customerId: string; instrumentId: string }> {
+  async function requireOwnInstrument(
+    req: Request,
+    res: Response,
+  ): Promise<{ customerId: string; instrumentId: string }> {
     const customerId = requireSession(req, res);
     const instrumentId = instrumentIdParam(req, res);
     let owner = owners.get(instrumentId);
@@ -66,7 +84,8 @@ export function storeRoutes(ctx: ApiContext): RouteSpec[] {
         owners.set(instrumentId, owner);
       }
     }
-    if (owner !== customerId) throw new ProblemError(404, 'instrument_not_found', `no instrument ${instrumentId} in this session`);
+    if (owner !== customerId)
+      throw new ProblemError(404, 'instrument_not_found', `no instrument ${instrumentId} in this session`);
     return { customerId, instrumentId };
   }
 
@@ -94,14 +113,23 @@ export function storeRoutes(ctx: ApiContext): RouteSpec[] {
         let customerId = sessionCustomer(req);
         if (!customerId) {
           customerId = newId('cus');
-          res.cookie(COOKIE, `${customerId}.${sign(customerId)}`, { httpOnly: true, sameSite: 'lax', secure, path: '/', maxAge: 30 * 24 * 3600 * 1000 });
+          res.cookie(COOKIE, `${customerId}.${sign(customerId)}`, {
+            httpOnly: true,
+            sameSite: 'lax',
+            secure,
+            path: '/',
+            maxAge: 30 * 24 * 3600 * 1000,
+          });
         }
         res.locals.customerId = customerId;
         const instruments = await ctx.instruments.listForCustomer(customerId, 20);
         res.json({
           customerId,
           catalogue: catalogueJson,
-          instruments: instruments.map((i) => ({ ...i, links: { self: `/store/api${instrumentPath(i.instrumentId)}` } })),
+          instruments: instruments.map((i) => ({
+            ...i,
+            links: { self: `/store/api${instrumentPath(i.instrumentId)}` },
+          })),
           temporalUiUrl: temporalUiUrl(ctx.cfg),
         });
       },
@@ -111,13 +139,19 @@ export function storeRoutes(ctx: ApiContext): RouteSpec[] {
       path: '/store/api/instruments',
       operationId: 'storeCreateInstrument',
       summary: 'Storefront: create a prepaid or postpaid instrument for the session’s buyer',
-      description: 'USD; a postpaid globalAmountLimit of ten times the credit limit. Answers the CBUI URL to send the browser to.',
+      description:
+        'USD; a postpaid globalAmountLimit of ten times the credit limit. Answers the CBUI URL to send the browser to.',
       tag: 'storefront',
       security: 'storeSession',
       before: [sameOrigin],
       idempotencyKey: true,
       body: { schema: s.StoreCreateInstrumentRequest, required: true },
-      responses: { 201: { description: 'Created', schema: s.CreatedInstrument }, ...session, 403: 'Cross-origin request', 422: 'Invalid amount' },
+      responses: {
+        201: { description: 'Created', schema: s.CreatedInstrument },
+        ...session,
+        403: 'Cross-origin request',
+        422: 'Invalid amount',
+      },
       handler: async (req, res) => {
         const customerId = requireSession(req, res);
         const body = parseWith(s.StoreCreateInstrumentRequest, req.body);
@@ -128,7 +162,13 @@ export function storeRoutes(ctx: ApiContext): RouteSpec[] {
             : {
                 type: 'postpaid',
                 creditLimit: body.creditLimit,
-                globalAmountLimit: formatDecimal(Math.min(minorUnits(body.creditLimit, CURRENCY, 'creditLimit') * GLOBAL_LIMIT_FACTOR, MAX_MINOR_UNITS), CURRENCY),
+                globalAmountLimit: formatDecimal(
+                  Math.min(
+                    minorUnits(body.creditLimit, CURRENCY, 'creditLimit') * GLOBAL_LIMIT_FACTOR,
+                    MAX_MINOR_UNITS,
+                  ),
+                  CURRENCY,
+                ),
                 currency: CURRENCY,
                 returnTo: '/',
                 description,
@@ -146,7 +186,11 @@ export function storeRoutes(ctx: ApiContext): RouteSpec[] {
       tag: 'storefront',
       security: 'storeSession',
       params: { instrumentId: s.InstrumentId },
-      responses: { 200: { description: 'The instrument', schema: s.InstrumentSchema }, ...session, 404: 'Not the buyer’s instrument' },
+      responses: {
+        200: { description: 'The instrument', schema: s.InstrumentSchema },
+        ...session,
+        404: 'Not the buyer’s instrument',
+      },
       handler: async (req, res) => {
         const { instrumentId } = await requireOwnInstrument(req, res);
         await sendInstrument(ctx, res, instrumentId);
@@ -157,7 +201,8 @@ export function storeRoutes(ctx: ApiContext): RouteSpec[] {
       path: '/store/api/instruments/:instrumentId/purchases',
       operationId: 'storePurchase',
       summary: 'Storefront: buy a catalogue item with the buyer’s instrument',
-      description: 'The price comes from the server-side catalogue. Send an Idempotency-Key per click so a retried click buys once.',
+      description:
+        'The price comes from the server-side catalogue. Send an Idempotency-Key per click so a retried click buys once.',
       tag: 'storefront',
       security: 'storeSession',
       before: [sameOrigin],
@@ -178,10 +223,17 @@ export function storeRoutes(ctx: ApiContext): RouteSpec[] {
         const { instrumentId } = await requireOwnInstrument(req, res);
         const body = parseWith(s.StorePurchaseRequest, req.body);
         const item = CATALOGUE.find((i) => i.id === body.itemId);
-        if (!item) throw new ProblemError(422, 'validation_failed', `no catalogue item ${JSON.stringify(body.itemId)}`, { field: 'itemId' });
+        if (!item)
+          throw new ProblemError(422, 'validation_failed', `no catalogue item ${JSON.stringify(body.itemId)}`, {
+            field: 'itemId',
+          });
         const purchaseId = purchaseIdFor(req, undefined);
         res.locals.purchaseId = purchaseId;
-        const result = await purchase(ctx, instrumentId, purchaseId, { amount: parseDecimal(item.price, CURRENCY), currency: CURRENCY, description: item.name });
+        const result = await purchase(ctx, instrumentId, purchaseId, {
+          amount: parseDecimal(item.price, CURRENCY),
+          currency: CURRENCY,
+          description: item.name,
+        });
         sendOperationResult(res, instrumentId, result, 201);
       },
     }),

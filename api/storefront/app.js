@@ -23,7 +23,12 @@ async function store(path, { method = 'GET', body, idempotencyKey } = {}) {
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (idempotencyKey) headers['Idempotency-Key'] = idempotencyKey;
-  const response = await fetch(`/store/api${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'same-origin' });
+  const response = await fetch(`/store/api${path}`, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: 'same-origin',
+  });
   const payload = await response.json().catch(() => ({}));
   if (!response.ok) throw new StoreError(payload, response.status);
   return { status: response.status, body: payload };
@@ -41,7 +46,8 @@ function sumOf(transactions, currency) {
   return { currency, minorUnits: minor, amount: `${Math.floor(minor / 100)}.${String(minor % 100).padStart(2, '0')}` };
 }
 
-const formatMoney = (money) => (money ? (money.currency === 'USD' ? `$${money.amount}` : `${money.amount} ${money.currency}`) : '–');
+const formatMoney = (money) =>
+  money ? (money.currency === 'USD' ? `$${money.amount}` : `${money.amount} ${money.currency}`) : '–';
 
 function say(text, tone = '') {
   const message = $('#message');
@@ -114,11 +120,20 @@ function renderInstrument(instrument) {
 
   for (const button of document.querySelectorAll('#catalogue button')) button.disabled = instrument.state !== 'active';
 
-  const rows = [...instrument.pending, ...instrument.transactions.filter((t) => !instrument.pending.some((p) => p.id === t.id))]
+  const rows = [
+    ...instrument.pending,
+    ...instrument.transactions.filter((t) => !instrument.pending.some((p) => p.id === t.id)),
+  ]
     .sort((a, b) => b.at.localeCompare(a.at))
     .map((t) => {
       const row = document.createElement('tr');
-      const cells = [t.operation, t.id, formatMoney(t.amount), t.status + (t.reason ? ` (${t.reason.code})` : ''), t.transactionId || ''];
+      const cells = [
+        t.operation,
+        t.id,
+        formatMoney(t.amount),
+        t.status + (t.reason ? ` (${t.reason.code})` : ''),
+        t.transactionId || '',
+      ];
       cells.forEach((text, i) => {
         const cell = document.createElement('td');
         if (i === 1 || i === 4) {
@@ -142,7 +157,8 @@ async function loadInstrument() {
   try {
     const { body: instrument } = await store(`/instruments/${encodeURIComponent(instrumentId)}`);
     renderInstrument(instrument);
-    if (!STEADY_STATES.includes(instrument.state) || instrument.pending.length > 0) pollTimer = setTimeout(loadInstrument, POLL_MS);
+    if (!STEADY_STATES.includes(instrument.state) || instrument.pending.length > 0)
+      pollTimer = setTimeout(loadInstrument, POLL_MS);
   } catch (error) {
     if (error.status === 404) {
       localStorage.removeItem('instrument');
@@ -170,9 +186,16 @@ function renderCatalogue(items) {
   const list = items.map((item) => {
     const li = document.createElement('li');
     const name = Object.assign(document.createElement('span'), { className: 'name', textContent: item.name });
-    const price = Object.assign(document.createElement('span'), { className: 'price', textContent: formatMoney(item.price) });
+    const price = Object.assign(document.createElement('span'), {
+      className: 'price',
+      textContent: formatMoney(item.price),
+    });
     const note = Object.assign(document.createElement('span'), { className: 'note', textContent: item.note || '' });
-    const button = Object.assign(document.createElement('button'), { type: 'button', textContent: 'Buy', disabled: true });
+    const button = Object.assign(document.createElement('button'), {
+      type: 'button',
+      textContent: 'Buy',
+      disabled: true,
+    });
     button.dataset.item = item.id;
     button.addEventListener('click', () => buy(item, button));
     li.append(name, price, note, button);
@@ -189,10 +212,12 @@ async function buy(item, button) {
       body: { itemId: item.id },
       idempotencyKey: newKey('buy'),
     });
-    if (status === 202) say(`${item.name}: payment pending at Amazon Payments (${body.transactionId}). It settles in a moment.`, 'warn');
+    if (status === 202)
+      say(`${item.name}: payment pending at Amazon Payments (${body.transactionId}). It settles in a moment.`, 'warn');
     else say(`Bought ${item.name} for ${formatMoney(body.amount)} (transaction ${body.transactionId}).`, 'ok');
   } catch (error) {
-    if (error.status === 402) say(`${item.name}: payment declined (${error.problem.declineCode || 'declined'}).`, 'bad');
+    if (error.status === 402)
+      say(`${item.name}: payment declined (${error.problem.declineCode || 'declined'}).`, 'bad');
     else say(`${item.name}: ${error.message}`, 'bad');
   }
   await loadInstrument();
@@ -229,7 +254,10 @@ async function start() {
     return;
   }
   renderCatalogue(session.catalogue);
-  instrumentId = returned || localStorage.getItem('instrument') || session.instruments.find((i) => i.status === 'RUNNING')?.instrumentId;
+  instrumentId =
+    returned ||
+    localStorage.getItem('instrument') ||
+    session.instruments.find((i) => i.status === 'RUNNING')?.instrumentId;
   if (instrumentId) await loadInstrument();
   else showSetup();
 }

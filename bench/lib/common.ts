@@ -10,7 +10,12 @@ import { config } from '../../config';
 export const SMOKE = process.env.BENCH_SMOKE === '1';
 
 /** A bounded integer setting: BENCH_<NAME> from the environment, else the full or smoke default. */
-export function setting(name: string, full: number, smoke: number, bounds: { min?: number; max?: number } = {}): number {
+export function setting(
+  name: string,
+  full: number,
+  smoke: number,
+  bounds: { min?: number; max?: number } = {},
+): number {
   const raw = process.env[name];
   let value = SMOKE ? smoke : full;
   if (raw !== undefined && raw !== '') {
@@ -169,13 +174,23 @@ export function writeResult(result: BenchResult): string {
 
 export function printTargets(targets: Target[]): void {
   if (targets.length === 0) return;
-  console.log(table([['target', 'wanted', 'measured', 'verdict'], ...targets.map((t) => [t.what, t.target, t.measured, verdict(t)])]));
+  console.log(
+    table([
+      ['target', 'wanted', 'measured', 'verdict'],
+      ...targets.map((t) => [t.what, t.target, t.measured, verdict(t)]),
+    ]),
+  );
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Runs `worker(i)` for i in [0, count) with at most `concurrency` at a time; stops at the deadline. */
-export async function pool(count: number, concurrency: number, worker: (i: number) => Promise<void>, deadline = Infinity): Promise<number> {
+export async function pool(
+  count: number,
+  concurrency: number,
+  worker: (i: number) => Promise<void>,
+  deadline = Infinity,
+): Promise<number> {
   let next = 0;
   let done = 0;
   await Promise.all(

@@ -24,26 +24,46 @@ export class HttpClient {
     this.agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
   }
 
-  request(method: string, path: string, body?: string, headers: Record<string, string> = {}, timeoutMs = 60_000): Promise<HttpAnswer> {
+  request(
+    method: string,
+    path: string,
+    body?: string,
+    headers: Record<string, string> = {},
+    timeoutMs = 60_000,
+  ): Promise<HttpAnswer> {
     return new Promise((resolve, reject) => {
       const all: Record<string, string | number> = { ...this.defaultHeaders, ...headers };
       if (body !== undefined) {
         all['content-type'] ??= 'application/json';
         all['content-length'] = Buffer.byteLength(body);
       }
-      const req = http.request({ host: this.#host, port: this.#port, path, method, agent: this.agent, headers: all, timeout: timeoutMs }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      });
+      const req = http.request(
+        { host: this.#host, port: this.#port, path, method, agent: this.agent, headers: all, timeout: timeoutMs },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              headers: res.headers,
+              text: Buffer.concat(chunks).toString('utf8'),
+            }),
+          );
+          res.on('error', reject);
+        },
+      );
       req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer within ${timeoutMs} ms`)));
       req.on('error', reject);
       req.end(body);
     });
   }
 
-  async json<T = any>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: T; headers: http.IncomingHttpHeaders; text: string }> {
+  async json<T = any>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<{ status: number; body: T; headers: http.IncomingHttpHeaders; text: string }> {
     const answer = await this.request(method, path, body === undefined ? undefined : JSON.stringify(body), headers);
     let parsed: unknown;
     try {
@@ -60,7 +80,11 @@ export class HttpClient {
 }
 
 /** GET without following redirects (for the CBUI and the return URL): status and Location. */
-export async function getNoRedirect(client: HttpClient, pathAndQuery: string, headers: Record<string, string> = {}): Promise<{ status: number; location?: string; text: string }> {
+export async function getNoRedirect(
+  client: HttpClient,
+  pathAndQuery: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; location?: string; text: string }> {
   const answer = await client.request('GET', pathAndQuery, undefined, headers);
   const location = answer.headers.location;
   return { status: answer.status, location: typeof location === 'string' ? location : undefined, text: answer.text };

@@ -19,7 +19,11 @@ import { getNoRedirect } from './http';
 import type { Stack } from './stack';
 
 /** POST /customers/:customerId/instruments; the created instrument and its CBUI URL. */
-export async function createInstrument(stack: Stack, customerId: string, body: Record<string, unknown>): Promise<{ instrumentId: string; authorizationUrl: string }> {
+export async function createInstrument(
+  stack: Stack,
+  customerId: string,
+  body: Record<string, unknown>,
+): Promise<{ instrumentId: string; authorizationUrl: string }> {
   const created = await stack.api.json('POST', `/customers/${customerId}/instruments`, body);
   if (created.status !== 201) throw new Error(`create instrument: HTTP ${created.status} ${created.text}`);
   return { instrumentId: created.body.instrumentId, authorizationUrl: created.body.authorizationUrl };
@@ -28,8 +32,11 @@ export async function createInstrument(stack: Stack, customerId: string, body: R
 /** The buyer approves at the sandbox CBUI; the signed return goes to the API, which signals the workflow. */
 export async function approve(stack: Stack, cbuiUrl: string): Promise<void> {
   const url = new URL(cbuiUrl);
-  const cbui = await getNoRedirect(stack.sandboxHttp, `${url.pathname}${url.search}`, { 'x-sandbox-decision': 'approve' });
-  if (cbui.status !== 302 || !cbui.location) throw new Error(`sandbox CBUI: HTTP ${cbui.status} ${cbui.text.slice(0, 300)}`);
+  const cbui = await getNoRedirect(stack.sandboxHttp, `${url.pathname}${url.search}`, {
+    'x-sandbox-decision': 'approve',
+  });
+  if (cbui.status !== 302 || !cbui.location)
+    throw new Error(`sandbox CBUI: HTTP ${cbui.status} ${cbui.text.slice(0, 300)}`);
   const back = new URL(cbui.location);
   const returned = await getNoRedirect(stack.api, `${back.pathname}${back.search}`);
   if (returned.status !== 303) throw new Error(`/fps/return: HTTP ${returned.status} ${returned.text.slice(0, 300)}`);
@@ -67,11 +74,19 @@ export function snapshot(stack: Stack, instrumentId: string): Promise<Instrument
 }
 
 /** Waits until every instrument is active with nothing pending (prepaid: the initial funding done). */
-export async function waitUntilReady(stack: Stack, instrumentIds: string[], timeoutMs: number, concurrency = 16): Promise<void> {
+export async function waitUntilReady(
+  stack: Stack,
+  instrumentIds: string[],
+  timeoutMs: number,
+  concurrency = 16,
+): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   let waiting = instrumentIds;
   while (waiting.length > 0) {
-    if (performance.now() > deadline) throw new Error(`${waiting.length} of ${instrumentIds.length} instruments not ready after ${timeoutMs} ms (e.g. ${waiting[0]})`);
+    if (performance.now() > deadline)
+      throw new Error(
+        `${waiting.length} of ${instrumentIds.length} instruments not ready after ${timeoutMs} ms (e.g. ${waiting[0]})`,
+      );
     const still: string[] = [];
     await pool(waiting.length, concurrency, async (i) => {
       const s = await snapshot(stack, waiting[i]).catch(() => undefined);

@@ -62,7 +62,16 @@ export function startProcess(options: BenchProcessOptions): BenchProcess {
   }
   const [command, baseArgs] = options.executable
     ? [options.executable, options.args ?? []]
-    : [process.execPath, [...nodeFlags, '--import', pathToFileURL(require.resolve('tsx')).href, path.resolve(config().root, options.script!), ...(options.args ?? [])]];
+    : [
+        process.execPath,
+        [
+          ...nodeFlags,
+          '--import',
+          pathToFileURL(require.resolve('tsx')).href,
+          path.resolve(config().root, options.script!),
+          ...(options.args ?? []),
+        ],
+      ];
   // setpriv --pdeathsig: the kernel stops the child if this process dies, even by SIGKILL.
   const setpriv = process.platform === 'linux' && existsSync('/usr/bin/setpriv');
   const env: NodeJS.ProcessEnv = { ...process.env };
@@ -70,11 +79,15 @@ export function startProcess(options: BenchProcessOptions): BenchProcess {
     if (value === undefined) delete env[key];
     else env[key] = value;
   }
-  const child = spawn(setpriv ? '/usr/bin/setpriv' : command, setpriv ? ['--pdeathsig', 'TERM', '--', command, ...baseArgs] : baseArgs, {
-    cwd: config().root,
-    env,
-    stdio: ['ignore', fd, fd],
-  });
+  const child = spawn(
+    setpriv ? '/usr/bin/setpriv' : command,
+    setpriv ? ['--pdeathsig', 'TERM', '--', command, ...baseArgs] : baseArgs,
+    {
+      cwd: config().root,
+      env,
+      stdio: ['ignore', fd, fd],
+    },
+  );
   closeSync(fd);
   live.add(child);
   let running = true;
@@ -106,7 +119,11 @@ export function startProcess(options: BenchProcessOptions): BenchProcess {
     },
     exited,
     output,
-    tail: (lines = 30) => output().split('\n').slice(-lines - 1).join('\n'),
+    tail: (lines = 30) =>
+      output()
+        .split('\n')
+        .slice(-lines - 1)
+        .join('\n'),
     async stop(graceMs = 15_000) {
       if (!running) return;
       child.kill('SIGTERM');
@@ -118,7 +135,12 @@ export function startProcess(options: BenchProcessOptions): BenchProcess {
 }
 
 /** Polls `probe` until it returns true; fails with the process's last output if it dies or time runs out. */
-export async function waitFor(what: string, probe: () => Promise<boolean> | boolean, timeoutMs: number, proc?: BenchProcess): Promise<void> {
+export async function waitFor(
+  what: string,
+  probe: () => Promise<boolean> | boolean,
+  timeoutMs: number,
+  proc?: BenchProcess,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -129,7 +151,9 @@ export async function waitFor(what: string, probe: () => Promise<boolean> | bool
       last = err;
     }
     if (Date.now() > deadline) {
-      throw new Error(`${what} not ready after ${timeoutMs} ms${last ? ` (${(last as Error).message})` : ''}${proc ? `\n${proc.tail()}` : ''}`);
+      throw new Error(
+        `${what} not ready after ${timeoutMs} ms${last ? ` (${(last as Error).message})` : ''}${proc ? `\n${proc.tail()}` : ''}`,
+      );
     }
     await sleep(100);
   }
@@ -210,7 +234,11 @@ export class CpuMeter {
       out[name] = cpuMs(pid) - (this.#start.get(name) ?? NaN);
       ours += out[name];
     }
-    return { wallMs: performance.now() - this.#t0, cpuMs: out, otherMs: Math.max(0, machineBusyMs() - this.#machine0 - ours) };
+    return {
+      wallMs: performance.now() - this.#t0,
+      cpuMs: out,
+      otherMs: Math.max(0, machineBusyMs() - this.#machine0 - ours),
+    };
   }
 }
 

@@ -67,7 +67,10 @@ export function componentOf(frame: CallFrame): string {
     return `pkg:${rest[0].startsWith('@') ? `${rest[0]}/${rest[1]}` : rest[0]}`;
   }
   if (url.startsWith('node:')) {
-    const m = url.slice(5).replace(/^internal\/(deps\/)?/, '').split('/');
+    const m = url
+      .slice(5)
+      .replace(/^internal\/(deps\/)?/, '')
+      .split('/');
     return `node:${m[0].replace(/\.js$/, '')}`;
   }
   let file = url.replace(/^file:\/\//, '');
@@ -84,7 +87,8 @@ const frameName = (f: CallFrame) => {
   return `${f.functionName || '(anonymous)'} ${c}${line}`;
 };
 
-const isProjectFile = (component: string) => /^(api|workflows|activities|worker|fps|sandbox|machines|config)\//.test(component);
+const isProjectFile = (component: string) =>
+  /^(api|workflows|activities|worker|fps|sandbox|machines|config)\//.test(component);
 
 function top(map: Map<string, number>, busy: number, n: number): Hotspot[] {
   return [...map.entries()]

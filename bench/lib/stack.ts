@@ -55,19 +55,33 @@ export interface Stack {
 }
 
 async function hasPoller(client: Client, namespace: string, taskQueue: string): Promise<boolean> {
-  const r = await client.workflowService.describeTaskQueue({ namespace, taskQueue: { name: taskQueue }, taskQueueType: 1 /* WORKFLOW */ });
+  const r = await client.workflowService.describeTaskQueue({
+    namespace,
+    taskQueue: { name: taskQueue },
+    taskQueueType: 1 /* WORKFLOW */,
+  });
   return (r.pollers?.length ?? 0) > 0;
 }
 
 /** Worker settings as the worker process will read them (config/index.ts), for the record. */
 export function workerSettingsFor(env: Record<string, string | undefined>): Record<string, unknown> {
   const w = config().temporal.worker;
-  const num = (name: string, fallback: number) => (env[name] !== undefined ? Number(env[name]) : process.env[name] ? Number(process.env[name]) : fallback);
+  const num = (name: string, fallback: number) =>
+    env[name] !== undefined ? Number(env[name]) : process.env[name] ? Number(process.env[name]) : fallback;
   return {
     maxCachedWorkflows: num('TEMPORAL_WORKER_MAX_CACHED_WORKFLOWS', w.maxCachedWorkflows),
-    maxConcurrentWorkflowTaskExecutions: num('TEMPORAL_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS', w.maxConcurrentWorkflowTaskExecutions),
-    maxConcurrentActivityTaskExecutions: num('TEMPORAL_WORKER_MAX_CONCURRENT_ACTIVITIES', w.maxConcurrentActivityTaskExecutions),
-    maxConcurrentLocalActivityExecutions: num('TEMPORAL_WORKER_MAX_CONCURRENT_LOCAL_ACTIVITIES', w.maxConcurrentLocalActivityExecutions),
+    maxConcurrentWorkflowTaskExecutions: num(
+      'TEMPORAL_WORKER_MAX_CONCURRENT_WORKFLOW_TASKS',
+      w.maxConcurrentWorkflowTaskExecutions,
+    ),
+    maxConcurrentActivityTaskExecutions: num(
+      'TEMPORAL_WORKER_MAX_CONCURRENT_ACTIVITIES',
+      w.maxConcurrentActivityTaskExecutions,
+    ),
+    maxConcurrentLocalActivityExecutions: num(
+      'TEMPORAL_WORKER_MAX_CONCURRENT_LOCAL_ACTIVITIES',
+      w.maxConcurrentLocalActivityExecutions,
+    ),
   };
 }
 
@@ -79,7 +93,8 @@ let shared: Promise<Stack & { realStop(): Promise<void> }> | undefined;
  */
 export function startStack(options: StackOptions): Promise<Stack> {
   const sharing = (process.env.BENCH_SHARED_STACK ?? (SMOKE ? '1' : '0')) === '1';
-  if (!sharing || options.cpuProfileDir || options.workerEnv || options.apiEnv || options.temporalArgs) return startOwnStack(options);
+  if (!sharing || options.cpuProfileDir || options.workerEnv || options.apiEnv || options.temporalArgs)
+    return startOwnStack(options);
   shared ??= startOwnStack({ label: 'shared' });
   shared.catch(() => (shared = undefined));
   // Its stop() is a no-op: stopSharedStack() stops it once every benchmark is done.
@@ -155,15 +170,33 @@ async function startOwnStack(options: StackOptions): Promise<Stack & { realStop(
     const logFile = (name: string) => path.join(logs, `${options.label}-${name}.log`);
     for (const name of ['sandbox', 'worker', 'api']) rmSync(logFile(name), { force: true });
 
-    const sandbox = startProcess({ name: 'sandbox', script: 'sandbox/main.ts', env, logFile: logFile('sandbox'), cpuProfileDir: profileDir('sandbox') });
+    const sandbox = startProcess({
+      name: 'sandbox',
+      script: 'sandbox/main.ts',
+      env,
+      logFile: logFile('sandbox'),
+      cpuProfileDir: profileDir('sandbox'),
+    });
     cleanups.push(() => sandbox.stop());
     await waitFor('sandbox', () => httpOk(`${sandboxUrl}/healthz`), 30_000, sandbox);
 
     const workerEnv = { ...env, ...options.workerEnv };
     // BENCH_WORKER_SCRIPT: an experimental worker entry point (A/B runs); the product's by default.
-    const worker = startProcess({ name: 'worker', script: process.env.BENCH_WORKER_SCRIPT || 'worker/main.ts', env: workerEnv, logFile: logFile('worker'), cpuProfileDir: profileDir('worker') });
+    const worker = startProcess({
+      name: 'worker',
+      script: process.env.BENCH_WORKER_SCRIPT || 'worker/main.ts',
+      env: workerEnv,
+      logFile: logFile('worker'),
+      cpuProfileDir: profileDir('worker'),
+    });
     cleanups.push(() => worker.stop(30_000));
-    const api = startProcess({ name: 'api', script: 'api/main.ts', env: { ...env, ...options.apiEnv }, logFile: logFile('api'), cpuProfileDir: profileDir('api') });
+    const api = startProcess({
+      name: 'api',
+      script: 'api/main.ts',
+      env: { ...env, ...options.apiEnv },
+      logFile: logFile('api'),
+      cpuProfileDir: profileDir('api'),
+    });
     cleanups.push(() => api.stop());
     await Promise.all([
       // Ready once it polls its task queue (whatever LOG_LEVEL says about its start-up line).
@@ -173,9 +206,14 @@ async function startOwnStack(options: StackOptions): Promise<Stack & { realStop(
 
     const apiHttp = new HttpClient(apiUrl, { 'x-api-key': DEV_API_KEY });
     const sandboxHttp = new HttpClient(sandboxUrl);
-    cleanups.push(() => apiHttp.close(), () => sandboxHttp.close());
+    cleanups.push(
+      () => apiHttp.close(),
+      () => sandboxHttp.close(),
+    );
     // Cleanups run in reverse: HTTP clients, API, worker, sandbox, Temporal client, server, temp dir.
-    log(`${options.label}: stack up in ${Math.round(performance.now() - started)} ms (Temporal ${address}${server ? `, pid ${server.pid}` : ', external'}, task queue ${taskQueue})`);
+    log(
+      `${options.label}: stack up in ${Math.round(performance.now() - started)} ms (Temporal ${address}${server ? `, pid ${server.pid}` : ', external'}, task queue ${taskQueue})`,
+    );
 
     return {
       label: options.label,

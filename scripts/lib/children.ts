@@ -116,9 +116,7 @@ export class ManagedChild {
       });
       this.process.once('exit', (code, signal) => {
         // Let the last lines (often the reason it died) reach onLine and tail() first.
-        void Promise.race([Promise.all([stdoutDone, stderrDone]), delay(500)]).then(() =>
-          resolve({ code, signal }),
-        );
+        void Promise.race([Promise.all([stdoutDone, stderrDone]), delay(500)]).then(() => resolve({ code, signal }));
       });
     }).then((info) => {
       this.exitInfo = info;

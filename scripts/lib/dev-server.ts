@@ -64,25 +64,36 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   const uiPort = options.headless ? undefined : (options.uiPort ?? freeUi);
 
   // Fixed ports that are taken usually mean a server from an earlier run: say so up front.
-  const busyHint = 'is another Temporal server running (an earlier `npm start`)? Stop it, or set TEMPORAL_ADDRESS to use it';
+  const busyHint =
+    'is another Temporal server running (an earlier `npm start`)? Stop it, or set TEMPORAL_ADDRESS to use it';
   if (options.port) await assertPortFree(port, ip, 'Temporal gRPC', busyHint);
   if (options.uiPort && uiPort) await assertPortFree(uiPort, ip, 'Temporal Web UI', busyHint);
 
   const args = [
-    'server', 'start-dev',
-    '--ip', ip,
-    '--port', String(port),
-    '--http-port', String(httpPort),
-    '--metrics-port', String(metricsPort),
-    '--namespace', namespace,
+    'server',
+    'start-dev',
+    '--ip',
+    ip,
+    '--port',
+    String(port),
+    '--http-port',
+    String(httpPort),
+    '--metrics-port',
+    String(metricsPort),
+    '--namespace',
+    namespace,
     ...Object.entries(SEARCH_ATTRIBUTES).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]),
     // What Temporal's own SDK CI uses: the SQLite store is the bottleneck under load.
-    '--sqlite-pragma', 'journal_mode=WAL',
-    '--sqlite-pragma', 'synchronous=OFF',
-    '--log-level', 'warn',
+    '--sqlite-pragma',
+    'journal_mode=WAL',
+    '--sqlite-pragma',
+    'synchronous=OFF',
+    '--log-level',
+    'warn',
     // A search attribute upserted by a workflow is visible to the next query at once, not after
     // the server's cache refresh: tests (and the UI) read what was just written.
-    '--dynamic-config-value', 'system.forceSearchAttributesCacheRefreshOnRead=true',
+    '--dynamic-config-value',
+    'system.forceSearchAttributesCacheRefreshOnRead=true',
     ...(uiPort === undefined ? ['--headless'] : ['--ui-port', String(uiPort)]),
   ];
   if (persistent) {

@@ -3,7 +3,14 @@
 // Non-JSON lines (the Temporal server's) pass through unchanged.
 
 const NAME_COLOURS: Record<string, number> = { temporal: 35, sandbox: 33, worker: 36, api: 32, start: 1 };
-const LEVEL_NAMES: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
+const LEVEL_NAMES: Record<number, string> = {
+  10: 'trace',
+  20: 'debug',
+  30: 'info',
+  40: 'warn',
+  50: 'error',
+  60: 'fatal',
+};
 const LEVEL_COLOURS: Record<string, number> = { trace: 2, debug: 2, info: 0, warn: 33, error: 31, fatal: 31 };
 /** Shown by the prefix or the layout already, or noise at a terminal. */
 const HIDDEN_KEYS = new Set(['level', 'time', 'msg', 'service', 'pid', 'hostname', 'v']);
@@ -28,7 +35,8 @@ function formatLine(line: string, paint: (code: number, text: string) => string)
   } catch {
     return line;
   }
-  const level = typeof entry.level === 'number' ? (LEVEL_NAMES[entry.level] ?? String(entry.level)) : String(entry.level ?? 'info');
+  const level =
+    typeof entry.level === 'number' ? (LEVEL_NAMES[entry.level] ?? String(entry.level)) : String(entry.level ?? 'info');
   const time = formatTime(entry.time);
   const fields: string[] = [];
   let stack = '';
@@ -54,5 +62,10 @@ function formatTime(time: unknown): string {
 }
 
 function isError(value: unknown): value is { message: string; stack?: string } {
-  return typeof value === 'object' && value !== null && typeof (value as { message?: unknown }).message === 'string' && 'stack' in value;
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { message?: unknown }).message === 'string' &&
+    'stack' in value
+  );
 }

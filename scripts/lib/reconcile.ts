@@ -148,7 +148,13 @@ export class SandboxLedger implements LedgerSource {
   async prepaid(id: string) {
     const p = await this.get<Record<string, MoneyView & any>>(`/admin/prepaid/${encodeURIComponent(id)}`);
     if (!p) return undefined;
-    return { id, balance: p.balance.amount, availableBalance: p.availableBalance.amount, pendingOut: p.pendingOut.amount, pendingFunding: p.pendingFunding.amount };
+    return {
+      id,
+      balance: p.balance.amount,
+      availableBalance: p.availableBalance.amount,
+      pendingOut: p.pendingOut.amount,
+      pendingFunding: p.pendingFunding.amount,
+    };
   }
 
   async credit(id: string) {
@@ -276,7 +282,10 @@ async function listInstruments(client: Client, query: string): Promise<WorkflowE
   const latest = new Map<string, WorkflowExecutionInfo>();
   for await (const info of client.workflow.list({ query, pageSize: 1000 })) {
     const known = latest.get(info.workflowId);
-    const newer = !known || info.startTime > known.startTime || (known.status.name === 'CONTINUED_AS_NEW' && info.status.name !== 'CONTINUED_AS_NEW');
+    const newer =
+      !known ||
+      info.startTime > known.startTime ||
+      (known.status.name === 'CONTINUED_AS_NEW' && info.status.name !== 'CONTINUED_AS_NEW');
     if (newer) latest.set(info.workflowId, info);
   }
   return [...latest.values()];
@@ -305,7 +314,12 @@ async function readInstrument(client: Client, info: WorkflowExecutionInfo): Prom
   return view;
 }
 
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>, onDone?: (n: number) => void): Promise<R[]> {
+async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+  onDone?: (n: number) => void,
+): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
   let done = 0;
@@ -326,10 +340,12 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) 
 const MONEY_STATUSES: ReadonlySet<LedgerStatus> = new Set(['Success', 'Pending', 'Reserved']);
 
 /** The instrument a CallerReference belongs to: `<instrumentId>:<operation>:...`. */
-export const instrumentOfCallerReference = (ref: string) => (ref.includes(':') ? ref.slice(0, ref.indexOf(':')) : undefined);
+export const instrumentOfCallerReference = (ref: string) =>
+  ref.includes(':') ? ref.slice(0, ref.indexOf(':')) : undefined;
 
 /** Does the workflow record's CallerReference go to FPS? Capture (Settle) and void (Cancel) send none. */
-const sendsCallerReference = (r: TransactionRecord) => r.operation !== 'capture' && r.operation !== 'void' && r.operation !== 'close';
+const sendsCallerReference = (r: TransactionRecord) =>
+  r.operation !== 'capture' && r.operation !== 'void' && r.operation !== 'close';
 
 function isReserve(r: TransactionRecord): boolean {
   return r.operation === 'purchase' && /:reserve:/.test(r.callerReference);
@@ -392,10 +408,16 @@ async function reconcileInstrument(
   } else {
     const refs = [...records.values()].filter(sendsCallerReference).map((r) => r.callerReference);
     const lists = await Promise.all(refs.map((ref) => ledger.byCallerReference(ref)));
-    const fpsIds = new Set(lists.flat().map((t) => t.fpsInstrumentId).filter((id): id is string => Boolean(id)));
+    const fpsIds = new Set(
+      lists
+        .flat()
+        .map((t) => t.fpsInstrumentId)
+        .filter((id): id is string => Boolean(id)),
+    );
     const more = await Promise.all([...fpsIds].map((id) => ledger.byFpsInstrument(id)));
     const byId = new Map<string, LedgerTransaction>();
-    for (const t of [...lists.flat(), ...more.flat()]) if (instrumentOfCallerReference(t.callerReference) === view.instrumentId) byId.set(t.id, t);
+    for (const t of [...lists.flat(), ...more.flat()])
+      if (instrumentOfCallerReference(t.callerReference) === view.instrumentId) byId.set(t.id, t);
     mine = [...byId.values()];
   }
   const mineByRef = new Map<string, LedgerTransaction[]>();
@@ -406,9 +428,13 @@ async function reconcileInstrument(
   // 1. One FPS transaction per CallerReference, ever.
   for (const [ref, txs] of mineByRef) {
     if (txs.length > 1) {
-      add('duplicate_fps_transaction', `${txs.length} FPS transactions (${txs.map((t) => `${t.id} ${t.status}`).join(', ')}) under one CallerReference`, {
-        callerReference: ref,
-      });
+      add(
+        'duplicate_fps_transaction',
+        `${txs.length} FPS transactions (${txs.map((t) => `${t.id} ${t.status}`).join(', ')}) under one CallerReference`,
+        {
+          callerReference: ref,
+        },
+      );
     }
   }
 
@@ -424,9 +450,17 @@ async function reconcileInstrument(
       const done = r.operation === 'capture' ? target.status === 'Success' : target.status === 'Cancelled';
       if (r.status === 'Unknown' || r.status === 'Pending') {
         openOps++;
-        add('unresolved_operation', `${r.operation} ${r.id} has no FPS answer yet (FPS reservation ${target.id} is ${target.status})`, { ...extra, transactionId: target.id });
+        add(
+          'unresolved_operation',
+          `${r.operation} ${r.id} has no FPS answer yet (FPS reservation ${target.id} is ${target.status})`,
+          { ...extra, transactionId: target.id },
+        );
       } else if (r.operation === 'capture' && r.status === 'Success' && (!done || target.settledAmount !== r.amount)) {
-        add('record_mismatch', `capture of ${r.amount}: FPS reservation is ${target.status}, settled ${target.settledAmount}`, extra);
+        add(
+          'record_mismatch',
+          `capture of ${r.amount}: FPS reservation is ${target.status}, settled ${target.settledAmount}`,
+          extra,
+        );
       } else if (r.operation === 'void' && r.status === 'Cancelled' && !done) {
         add('record_mismatch', `void: FPS reservation is ${target.status}`, extra);
       } else if ((r.status === 'Declined' || r.status === 'Failure') && done) {
@@ -444,31 +478,55 @@ async function reconcileInstrument(
     const tx = txs[0];
     if (r.status === 'Unknown') {
       openOps++;
-      add('unresolved_operation', `${r.operation} ${r.id} of ${r.amount} has no FPS answer yet (FPS: ${tx ? `${tx.id} ${tx.status}` : 'no transaction'})`, extra);
+      add(
+        'unresolved_operation',
+        `${r.operation} ${r.id} of ${r.amount} has no FPS answer yet (FPS: ${tx ? `${tx.id} ${tx.status}` : 'no transaction'})`,
+        extra,
+      );
       continue;
     }
     if (r.status === 'Declined') {
       if (money.length > 0) {
-        add('declined_but_charged', `${r.operation} ${r.id} declined (${r.reason?.code ?? '?'}) but FPS has ${money.map((t) => `${t.id} ${t.status}`).join(', ')}`, extra);
+        add(
+          'declined_but_charged',
+          `${r.operation} ${r.id} declined (${r.reason?.code ?? '?'}) but FPS has ${money.map((t) => `${t.id} ${t.status}`).join(', ')}`,
+          extra,
+        );
       }
       continue;
     }
     if (!tx) {
-      add(r.status === 'Failure' ? 'record_mismatch' : 'approved_without_fps_money', `${r.operation} ${r.id} is ${r.status} in the workflow; FPS has no transaction`, extra);
+      add(
+        r.status === 'Failure' ? 'record_mismatch' : 'approved_without_fps_money',
+        `${r.operation} ${r.id} is ${r.status} in the workflow; FPS has no transaction`,
+        extra,
+      );
       continue;
     }
     if (r.status === 'Pending') openOps++;
     if (!statusAgrees(r, tx.status)) {
       if (r.status === 'Pending' || tx.status === 'Pending') {
-        add('pending_mismatch', `${r.operation} ${r.id}: workflow ${r.status}, FPS ${tx.status}`, { ...extra, transactionId: tx.id });
+        add('pending_mismatch', `${r.operation} ${r.id}: workflow ${r.status}, FPS ${tx.status}`, {
+          ...extra,
+          transactionId: tx.id,
+        });
       } else if (r.status === 'Failure' && MONEY_STATUSES.has(tx.status)) {
-        add('declined_but_charged', `${r.operation} ${r.id}: workflow Failure, FPS ${tx.status}`, { ...extra, transactionId: tx.id });
+        add('declined_but_charged', `${r.operation} ${r.id}: workflow Failure, FPS ${tx.status}`, {
+          ...extra,
+          transactionId: tx.id,
+        });
       } else {
-        add('approved_without_fps_money', `${r.operation} ${r.id}: workflow ${r.status}, FPS ${tx.status}`, { ...extra, transactionId: tx.id });
+        add('approved_without_fps_money', `${r.operation} ${r.id}: workflow ${r.status}, FPS ${tx.status}`, {
+          ...extra,
+          transactionId: tx.id,
+        });
       }
     }
     if (tx.amount !== r.amount) {
-      add('record_mismatch', `${r.operation} ${r.id}: workflow amount ${r.amount}, FPS ${tx.amount}`, { ...extra, transactionId: tx.id });
+      add('record_mismatch', `${r.operation} ${r.id}: workflow amount ${r.amount}, FPS ${tx.amount}`, {
+        ...extra,
+        transactionId: tx.id,
+      });
     }
     if (r.transactionId && r.transactionId !== tx.id) {
       add('record_mismatch', `${r.operation} ${r.id}: workflow transaction ${r.transactionId}, FPS ${tx.id}`, extra);
@@ -479,13 +537,20 @@ async function reconcileInstrument(
   const recordedRefs = new Set([...records.values()].map((r) => r.callerReference));
   for (const t of mine) {
     if (t.status === 'Pending' && !pendingRefs.has(t.callerReference)) {
-      add('pending_mismatch', `FPS ${t.operation} ${t.id} is Pending; the workflow has no pending operation for it`, { callerReference: t.callerReference, transactionId: t.id });
+      add('pending_mismatch', `FPS ${t.operation} ${t.id} is Pending; the workflow has no pending operation for it`, {
+        callerReference: t.callerReference,
+        transactionId: t.id,
+      });
       continue;
     }
     if (!MONEY_STATUSES.has(t.status) || recordedRefs.has(t.callerReference)) continue;
     // With a full (rolled) list, an older record may be gone: the totals below cover it.
     if (complete) {
-      add('unrecorded_fps_transaction', `FPS ${t.operation} ${t.id} ${t.status} of ${t.amount} has no workflow record`, { callerReference: t.callerReference, transactionId: t.id });
+      add(
+        'unrecorded_fps_transaction',
+        `FPS ${t.operation} ${t.id} ${t.status} of ${t.amount} has no workflow record`,
+        { callerReference: t.callerReference, transactionId: t.id },
+      );
     }
   }
 
@@ -493,9 +558,14 @@ async function reconcileInstrument(
   const fpsPending = mine.some((t) => t.status === 'Pending');
   if (openOps > 0 || fpsPending) return;
   if (s.type === 'prepaid' || s.type === 'postpaid') {
-    const approvedAtFps = mine.filter((t) => t.operation === 'PAY' && t.status === 'Success' && /^[^:]+:pay:/.test(t.callerReference)).length;
+    const approvedAtFps = mine.filter(
+      (t) => t.operation === 'PAY' && t.status === 'Success' && /^[^:]+:pay:/.test(t.callerReference),
+    ).length;
     if (approvedAtFps !== s.purchasesApproved) {
-      add('purchase_count_mismatch', `workflow counts ${s.purchasesApproved} approved purchases; FPS has ${approvedAtFps} successful Pay transactions`);
+      add(
+        'purchase_count_mismatch',
+        `workflow counts ${s.purchasesApproved} approved purchases; FPS has ${approvedAtFps} successful Pay transactions`,
+      );
     }
     counts.purchasesApproved += s.purchasesApproved;
   } else {
@@ -505,19 +575,33 @@ async function reconcileInstrument(
   if (s.type === 'prepaid' && fpsInstrumentId) {
     const p = await ledger.prepaid(fpsInstrumentId);
     if (p && p.availableBalance !== s.balance) {
-      add('balance_mismatch', `prepaid balance: workflow ${s.balance}, FPS ${p.availableBalance} available (${p.balance} balance, ${p.pendingOut} pending out) on ${p.id}`);
+      add(
+        'balance_mismatch',
+        `prepaid balance: workflow ${s.balance}, FPS ${p.availableBalance} available (${p.balance} balance, ${p.pendingOut} pending out) on ${p.id}`,
+      );
     }
   }
   if (s.type === 'postpaid' && fpsInstrumentId) {
     const c = await ledger.credit(fpsInstrumentId);
     if (c && c.debt !== s.debt) add('balance_mismatch', `postpaid debt: workflow ${s.debt}, FPS ${c.debt} on ${c.id}`);
     if (c && s.totalCharged !== undefined && c.chargedTotal + c.pendingCharges !== s.totalCharged) {
-      add('balance_mismatch', `postpaid total charged: workflow ${s.totalCharged}, FPS ${c.chargedTotal} (+${c.pendingCharges} pending) on ${c.id}`);
+      add(
+        'balance_mismatch',
+        `postpaid total charged: workflow ${s.totalCharged}, FPS ${c.chargedTotal} (+${c.pendingCharges} pending) on ${c.id}`,
+      );
     }
   }
 }
 
-const emptyCounts = (): TypeCounts => ({ instruments: 0, running: 0, closed: 0, purchasesApproved: 0, recordsChecked: 0, truncated: 0, discrepancies: 0 });
+const emptyCounts = (): TypeCounts => ({
+  instruments: 0,
+  running: 0,
+  closed: 0,
+  purchasesApproved: 0,
+  recordsChecked: 0,
+  truncated: 0,
+  discrepancies: 0,
+});
 
 /** Runs one reconciliation pass. Never throws for a discrepancy; throws when a side cannot be read at all. */
 export async function reconcile(options: ReconcileOptions): Promise<ReconcileReport> {
@@ -527,10 +611,19 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRep
   const orphans = options.orphans ?? (filtered ? 'listed' : 'all');
   const findings = new Findings();
   const notes: string[] = [];
-  const byType: Record<InstrumentType, TypeCounts> = { prepaid: emptyCounts(), postpaid: emptyCounts(), 'single-use': emptyCounts() };
+  const byType: Record<InstrumentType, TypeCounts> = {
+    prepaid: emptyCounts(),
+    postpaid: emptyCounts(),
+    'single-use': emptyCounts(),
+  };
 
   const [infos, all] = await Promise.all([listInstruments(options.client, query), options.ledger.allTransactions()]);
-  const views = await mapLimit(infos, options.concurrency ?? 8, (info) => readInstrument(options.client, info), (n) => options.onProgress?.(n, infos.length));
+  const views = await mapLimit(
+    infos,
+    options.concurrency ?? 8,
+    (info) => readInstrument(options.client, info),
+    (n) => options.onProgress?.(n, infos.length),
+  );
 
   // A complete ledger listing answers every lookup locally; otherwise each instrument asks.
   let byRef: Map<string, LedgerTransaction[]> | undefined;
@@ -544,7 +637,9 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRep
       if (owner) byInstrument.set(owner, [...(byInstrument.get(owner) ?? []), t]);
     }
   } else {
-    notes.push(`the ledger lists ${all.transactions.length} of ${all.total} transactions: instruments were looked up one by one, and the orphan check covers only the listed ones`);
+    notes.push(
+      `the ledger lists ${all.transactions.length} of ${all.total} transactions: instruments were looked up one by one, and the orphan check covers only the listed ones`,
+    );
   }
 
   const known = new Set<string>();
@@ -557,7 +652,13 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRep
     else counts.closed++;
     if (!view.snapshot) {
       counts.discrepancies++;
-      findings.add({ kind: 'workflow_unreadable', instrumentId: view.instrumentId, workflowId: view.workflowId, instrumentType: view.type, detail: view.error ?? view.status });
+      findings.add({
+        kind: 'workflow_unreadable',
+        instrumentId: view.instrumentId,
+        workflowId: view.workflowId,
+        instrumentType: view.type,
+        detail: view.error ?? view.status,
+      });
       continue;
     }
     await reconcileInstrument(view, options.ledger, byRef, byInstrument, findings, counts);
@@ -596,7 +697,12 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRep
     source: options.ledger.name,
     query,
     byType,
-    fpsTransactions: { total: all.total, listed: all.transactions.length, matchedToInstruments: matched, complete: all.complete },
+    fpsTransactions: {
+      total: all.total,
+      listed: all.transactions.length,
+      matchedToInstruments: matched,
+      complete: all.complete,
+    },
     discrepancies,
     notes,
     ok: discrepancies.length === 0,
@@ -607,7 +713,9 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRep
  * Reconciles until clean or `waitMs` has passed, re-running while only transient findings remain
  * (operations the workflows are still resolving). Returns the last report.
  */
-export async function reconcileUntilSettled(options: ReconcileOptions & { waitMs: number; intervalMs?: number }): Promise<ReconcileReport> {
+export async function reconcileUntilSettled(
+  options: ReconcileOptions & { waitMs: number; intervalMs?: number },
+): Promise<ReconcileReport> {
   const deadline = Date.now() + options.waitMs;
   for (;;) {
     const report = await reconcile(options);
@@ -621,7 +729,9 @@ export async function reconcileUntilSettled(options: ReconcileOptions & { waitMs
 
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  return rows.map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ')).join('\n');
+  return rows
+    .map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  '))
+    .join('\n');
 }
 
 /** The report as text: counts per instrument type, then every discrepancy with its ids. */
@@ -630,7 +740,16 @@ export function formatReport(report: ReconcileReport): string {
   lines.push(`Reconciliation ${report.startedAt} (${report.ms} ms) against ${report.source}`);
   lines.push(`Workflows: ${report.query}`);
   lines.push('');
-  const header = ['type', 'instruments', 'running', 'closed', 'purchases approved', 'records checked', 'history rolled', 'discrepancies'];
+  const header = [
+    'type',
+    'instruments',
+    'running',
+    'closed',
+    'purchases approved',
+    'records checked',
+    'history rolled',
+    'discrepancies',
+  ];
   const rows = (Object.entries(report.byType) as Array<[string, TypeCounts]>).map(([type, c]) => [
     type,
     String(c.instruments),
@@ -644,7 +763,9 @@ export function formatReport(report: ReconcileReport): string {
   lines.push(table([header, ...rows]));
   const f = report.fpsTransactions;
   lines.push('');
-  lines.push(`FPS transactions: ${f.total} in the ledger, ${f.listed} listed${f.complete ? '' : ' (incomplete)'}, ${f.matchedToInstruments} belong to listed instruments`);
+  lines.push(
+    `FPS transactions: ${f.total} in the ledger, ${f.listed} listed${f.complete ? '' : ' (incomplete)'}, ${f.matchedToInstruments} belong to listed instruments`,
+  );
   for (const note of report.notes) lines.push(`note: ${note}`);
   lines.push('');
   if (report.ok) {
@@ -652,7 +773,11 @@ export function formatReport(report: ReconcileReport): string {
   } else {
     lines.push(`${report.discrepancies.length} discrepanc${report.discrepancies.length === 1 ? 'y' : 'ies'}:`);
     for (const d of report.discrepancies) {
-      const ids = [d.instrumentId && `instrument ${d.instrumentId}`, d.callerReference && `CallerReference ${d.callerReference}`, d.transactionId && `FPS ${d.transactionId}`]
+      const ids = [
+        d.instrumentId && `instrument ${d.instrumentId}`,
+        d.callerReference && `CallerReference ${d.callerReference}`,
+        d.transactionId && `FPS ${d.transactionId}`,
+      ]
         .filter(Boolean)
         .join(', ');
       lines.push(`  [${d.kind}] ${ids}: ${d.detail}`);

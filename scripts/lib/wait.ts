@@ -19,7 +19,9 @@ export async function waitUntil<T>(what: string, probe: () => Promise<T>, option
   let lastError: unknown;
   for (;;) {
     if (child && !child.running) {
-      throw new Error(`${child.name} exited (${describeExit(child.exitInfo!)}) while waiting for ${what}\n${child.tail()}`);
+      throw new Error(
+        `${child.name} exited (${describeExit(child.exitInfo!)}) while waiting for ${what}\n${child.tail()}`,
+      );
     }
     try {
       return await probe();

@@ -11,7 +11,12 @@ import { call, cbuiDecision, sandboxPrivateKey, startInProcessApi, until, type I
 
 const PROBLEM = /^application\/problem\+json/;
 
-function assertProblem(answer: { status: number; headers: Headers; body: any }, status: number, code: string, field?: string) {
+function assertProblem(
+  answer: { status: number; headers: Headers; body: any },
+  status: number,
+  code: string,
+  field?: string,
+) {
   assert.equal(answer.status, status, JSON.stringify(answer.body));
   assert.match(answer.headers.get('content-type') ?? '', PROBLEM);
   assert.equal(answer.body.status, status);
@@ -23,7 +28,9 @@ function assertProblem(answer: { status: number; headers: Headers; body: any }, 
 
 async function signals(api: InProcessApi, workflowId: string): Promise<string[]> {
   const history = await api.client.workflow.getHandle(workflowId).fetchHistory();
-  return (history.events ?? []).flatMap((e) => (e.workflowExecutionSignaledEventAttributes ? [e.workflowExecutionSignaledEventAttributes.signalName ?? ''] : []));
+  return (history.events ?? []).flatMap((e) =>
+    e.workflowExecutionSignaledEventAttributes ? [e.workflowExecutionSignaledEventAttributes.signalName ?? ''] : [],
+  );
 }
 
 describe('api: errors, auth, validation and callbacks (in-process, no worker)', function () {
@@ -48,10 +55,18 @@ describe('api: errors, auth, validation and callbacks (in-process, no worker)', 
       for (const key of ['wrong', `${api.apiKey}x`, api.apiKey.slice(0, -1), '']) {
         assertProblem(await call(api, 'GET', '/instruments/ins_x', { key: key || 'a' }), 401, 'invalid_api_key');
       }
-      assertProblem(await call(api, 'GET', '/instruments/ins_x', { key: null, headers: { authorization: 'Bearer nope' } }), 401, 'invalid_api_key');
+      assertProblem(
+        await call(api, 'GET', '/instruments/ins_x', { key: null, headers: { authorization: 'Bearer nope' } }),
+        401,
+        'invalid_api_key',
+      );
     });
     it('accepts Authorization: Bearer', async () => {
-      const answer = await call(api, 'POST', '/customers/cust-bearer/instruments', { key: null, headers: { authorization: `Bearer ${api.apiKey}` }, body: prepaid });
+      const answer = await call(api, 'POST', '/customers/cust-bearer/instruments', {
+        key: null,
+        headers: { authorization: `Bearer ${api.apiKey}` },
+        body: prepaid,
+      });
       assert.equal(answer.status, 201, answer.text);
     });
     it('service routes, callbacks and the storefront need no key', async () => {
@@ -70,19 +85,47 @@ describe('api: errors, auth, validation and callbacks (in-process, no worker)', 
       assertProblem(await call(api, 'DELETE', '/instruments/ins_x'), 404, 'not_found');
     });
     it('400 for malformed JSON', async () => {
-      assertProblem(await call(api, 'POST', '/customers/c1/instruments', { raw: '{"type": "prepaid",', headers: { 'content-type': 'application/json' } }), 400, 'malformed_json');
+      assertProblem(
+        await call(api, 'POST', '/customers/c1/instruments', {
+          raw: '{"type": "prepaid",',
+          headers: { 'content-type': 'application/json' },
+        }),
+        400,
+        'malformed_json',
+      );
     });
     it('413 for a body over 16 kB', async () => {
       const raw = JSON.stringify({ ...prepaid, description: 'x'.repeat(20_000) });
-      assertProblem(await call(api, 'POST', '/customers/c1/instruments', { raw, headers: { 'content-type': 'application/json' } }), 413, 'payload_too_large');
+      assertProblem(
+        await call(api, 'POST', '/customers/c1/instruments', { raw, headers: { 'content-type': 'application/json' } }),
+        413,
+        'payload_too_large',
+      );
     });
     it('415 for a body that is not JSON', async () => {
-      assertProblem(await call(api, 'POST', '/customers/c1/instruments', { raw: 'type=prepaid', headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 415, 'unsupported_media_type');
+      assertProblem(
+        await call(api, 'POST', '/customers/c1/instruments', {
+          raw: 'type=prepaid',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        }),
+        415,
+        'unsupported_media_type',
+      );
     });
     it('404 for an unknown instrument, on reads and on operations', async () => {
       assertProblem(await call(api, 'GET', '/instruments/ins_doesnotexist0000000'), 404, 'instrument_not_found');
-      assertProblem(await call(api, 'POST', '/instruments/ins_doesnotexist0000000/purchases', { body: { amount: '1.00', currency: 'USD' } }), 404, 'instrument_not_found');
-      assertProblem(await call(api, 'POST', '/instruments/ins_doesnotexist0000000/close', { body: {} }), 404, 'instrument_not_found');
+      assertProblem(
+        await call(api, 'POST', '/instruments/ins_doesnotexist0000000/purchases', {
+          body: { amount: '1.00', currency: 'USD' },
+        }),
+        404,
+        'instrument_not_found',
+      );
+      assertProblem(
+        await call(api, 'POST', '/instruments/ins_doesnotexist0000000/close', { body: {} }),
+        404,
+        'instrument_not_found',
+      );
       assertProblem(await call(api, 'GET', `/instruments/${'x'.repeat(41)}`), 404, 'instrument_not_found');
       assertProblem(await call(api, 'GET', '/instruments/bad:id'), 404, 'instrument_not_found');
     });
@@ -91,7 +134,12 @@ describe('api: errors, auth, validation and callbacks (in-process, no worker)', 
   describe('validation (422 with the field at fault)', () => {
     const cases: Array<[string, unknown, string, string]> = [
       ['a number instead of a decimal string', { ...prepaid, fundingAmount: 20 }, 'validation_failed', 'fundingAmount'],
-      ['a float string with too many decimals', { ...prepaid, fundingAmount: '20.001' }, 'invalid_amount', 'fundingAmount'],
+      [
+        'a float string with too many decimals',
+        { ...prepaid, fundingAmount: '20.001' },
+        'invalid_amount',
+        'fundingAmount',
+      ],
       ['a negative amount', { ...prepaid, fundingAmount: '-5.00' }, 'invalid_amount', 'fundingAmount'],
       ['zero', { ...prepaid, fundingAmount: '0.00' }, 'invalid_amount', 'fundingAmount'],
       ['an exponent', { ...prepaid, fundingAmount: '1e3' }, 'invalid_amount', 'fundingAmount'],
@@ -100,9 +148,24 @@ describe('api: errors, auth, validation and callbacks (in-process, no worker)', 
       ['an unsupported currency', { ...prepaid, currency: 'XXX' }, 'validation_failed', 'currency'],
       ['an unknown type', { ...prepaid, type: 'credit' }, 'validation_failed', 'type'],
       ['an unknown field', { ...prepaid, fundingAmmount: '1.00' }, 'validation_failed', 'fundingAmmount'],
-      ['postpaid without globalAmountLimit', { type: 'postpaid', creditLimit: '50.00', currency: 'USD' }, 'validation_failed', 'globalAmountLimit'],
-      ['postpaid with globalAmountLimit below creditLimit', { type: 'postpaid', creditLimit: '50.00', globalAmountLimit: '10.00', currency: 'USD' }, 'invalid_amount', 'globalAmountLimit'],
-      ['a returnTo on another site', { ...prepaid, returnTo: 'https://evil.example/' }, 'validation_failed', 'returnTo'],
+      [
+        'postpaid without globalAmountLimit',
+        { type: 'postpaid', creditLimit: '50.00', currency: 'USD' },
+        'validation_failed',
+        'globalAmountLimit',
+      ],
+      [
+        'postpaid with globalAmountLimit below creditLimit',
+        { type: 'postpaid', creditLimit: '50.00', globalAmountLimit: '10.00', currency: 'USD' },
+        'invalid_amount',
+        'globalAmountLimit',
+      ],
+      [
+        'a returnTo on another site',
+        { ...prepaid, returnTo: 'https://evil.example/' },
+        'validation_failed',
+        'returnTo',
+      ],
       ['a protocol-relative returnTo', { ...prepaid, returnTo: '//evil.example/' }, 'validation_failed', 'returnTo'],
       ['JPY with decimals', { ...prepaid, currency: 'JPY', fundingAmount: '100.5' }, 'invalid_amount', 'fundingAmount'],
     ];
@@ -112,23 +175,66 @@ describe('api: errors, auth, validation and callbacks (in-process, no worker)', 
       });
     }
     it('create instrument: an invalid customer id', async () => {
-      assertProblem(await call(api, 'POST', `/customers/${'c'.repeat(65)}/instruments`, { body: prepaid }), 422, 'validation_failed', 'customerId');
-      assertProblem(await call(api, 'POST', `/customers/${encodeURIComponent('a"b')}/instruments`, { body: prepaid }), 422, 'validation_failed', 'customerId');
-      assertProblem(await call(api, 'GET', `/customers/${encodeURIComponent("x' OR 1=1")}/instruments`), 422, 'validation_failed', 'customerId');
+      assertProblem(
+        await call(api, 'POST', `/customers/${'c'.repeat(65)}/instruments`, { body: prepaid }),
+        422,
+        'validation_failed',
+        'customerId',
+      );
+      assertProblem(
+        await call(api, 'POST', `/customers/${encodeURIComponent('a"b')}/instruments`, { body: prepaid }),
+        422,
+        'validation_failed',
+        'customerId',
+      );
+      assertProblem(
+        await call(api, 'GET', `/customers/${encodeURIComponent("x' OR 1=1")}/instruments`),
+        422,
+        'validation_failed',
+        'customerId',
+      );
     });
     it('purchase: bad amounts, bad Idempotency-Key, key and purchaseId disagreeing', async () => {
       const path = '/instruments/ins_any000000000000000/purchases';
-      assertProblem(await call(api, 'POST', path, { body: { amount: 4.99, currency: 'USD' } }), 422, 'validation_failed', 'amount');
-      assertProblem(await call(api, 'POST', path, { body: { amount: '4.999', currency: 'USD' } }), 422, 'invalid_amount', 'amount');
-      assertProblem(await call(api, 'POST', path, { body: { amount: '0', currency: 'USD' } }), 422, 'invalid_amount', 'amount');
+      assertProblem(
+        await call(api, 'POST', path, { body: { amount: 4.99, currency: 'USD' } }),
+        422,
+        'validation_failed',
+        'amount',
+      );
+      assertProblem(
+        await call(api, 'POST', path, { body: { amount: '4.999', currency: 'USD' } }),
+        422,
+        'invalid_amount',
+        'amount',
+      );
+      assertProblem(
+        await call(api, 'POST', path, { body: { amount: '0', currency: 'USD' } }),
+        422,
+        'invalid_amount',
+        'amount',
+      );
       assertProblem(await call(api, 'POST', path, { body: { amount: '1.00' } }), 422, 'validation_failed', 'currency');
-      assertProblem(await call(api, 'POST', path, { body: { amount: '1.00', currency: 'USD', purchaseId: 'a:b' } }), 422, 'validation_failed', 'purchaseId');
+      assertProblem(
+        await call(api, 'POST', path, { body: { amount: '1.00', currency: 'USD', purchaseId: 'a:b' } }),
+        422,
+        'validation_failed',
+        'purchaseId',
+      );
       for (const key of ['has space', 'x'.repeat(65), 'colon:key', 'ünïcode']) {
         const headers = { 'idempotency-key': encodeURIComponent(key) === key ? key : 'bad%key' };
-        assertProblem(await call(api, 'POST', path, { body: { amount: '1.00', currency: 'USD' }, headers }), 422, 'validation_failed', 'Idempotency-Key');
+        assertProblem(
+          await call(api, 'POST', path, { body: { amount: '1.00', currency: 'USD' }, headers }),
+          422,
+          'validation_failed',
+          'Idempotency-Key',
+        );
       }
       assertProblem(
-        await call(api, 'POST', path, { body: { amount: '1.00', currency: 'USD', purchaseId: 'order-1' }, headers: { 'idempotency-key': 'order-2' } }),
+        await call(api, 'POST', path, {
+          body: { amount: '1.00', currency: 'USD', purchaseId: 'order-1' },
+          headers: { 'idempotency-key': 'order-2' },
+        }),
         422,
         'idempotency_key_mismatch',
         'purchaseId',
@@ -136,17 +242,34 @@ describe('api: errors, auth, validation and callbacks (in-process, no worker)', 
     });
     it('operations: an amount without a currency and vice versa, unknown fields', async () => {
       const base = '/instruments/ins_any000000000000000';
-      assertProblem(await call(api, 'POST', `${base}/settle`, { body: { amount: '1.00' } }), 422, 'validation_failed', 'currency');
-      assertProblem(await call(api, 'POST', `${base}/write-off`, { body: { currency: 'USD' } }), 422, 'validation_failed', 'amount');
+      assertProblem(
+        await call(api, 'POST', `${base}/settle`, { body: { amount: '1.00' } }),
+        422,
+        'validation_failed',
+        'currency',
+      );
+      assertProblem(
+        await call(api, 'POST', `${base}/write-off`, { body: { currency: 'USD' } }),
+        422,
+        'validation_failed',
+        'amount',
+      );
       assertProblem(await call(api, 'POST', `${base}/refunds`, { body: {} }), 422, 'validation_failed', 'purchaseId');
       assertProblem(await call(api, 'POST', `${base}/void`, { body: { why: 'x' } }), 422, 'validation_failed', 'why');
-      assertProblem(await call(api, 'POST', `${base}/fund`, { body: { amount: '-1', currency: 'USD' } }), 422, 'invalid_amount', 'amount');
+      assertProblem(
+        await call(api, 'POST', `${base}/fund`, { body: { amount: '-1', currency: 'USD' } }),
+        422,
+        'invalid_amount',
+        'amount',
+      );
     });
   });
 
   describe('creating instruments', () => {
     it('201 with a workflow, search attributes and a signed CBUI URL the sandbox accepts', async () => {
-      const created = await call(api, 'POST', '/customers/cust-create/instruments', { body: { ...prepaid, description: 'Welcome pack' } });
+      const created = await call(api, 'POST', '/customers/cust-create/instruments', {
+        body: { ...prepaid, description: 'Welcome pack' },
+      });
       assert.equal(created.status, 201, created.text);
       const { instrumentId, workflowId, authorizationUrl, state, links } = created.body;
       assert.match(instrumentId, /^ins_[a-z2-7]{20}$/);
@@ -168,7 +291,10 @@ describe('api: errors, auth, validation and callbacks (in-process, no worker)', 
       assert.deepEqual(description.searchAttributes.CustomerId, ['cust-create']);
       assert.deepEqual(description.searchAttributes.InstrumentType, ['prepaid']);
       assert.deepEqual(description.searchAttributes.InstrumentState, ['awaitingAuthorization']);
-      assert.match((await description.staticSummary()) ?? '', new RegExp(`prepaid instrument ${instrumentId} for customer cust-create`));
+      assert.match(
+        (await description.staticSummary()) ?? '',
+        new RegExp(`prepaid instrument ${instrumentId} for customer cust-create`),
+      );
 
       // The sandbox accepts our signature (it would answer an error page otherwise).
       const returnUrl = await cbuiDecision(authorizationUrl, 'approve');
@@ -185,7 +311,9 @@ describe('api: errors, auth, validation and callbacks (in-process, no worker)', 
       assert.equal(p.get('creditLimit'), '50.00');
       assert.equal(p.get('globalAmountLimit'), '500.00');
       assert.equal(p.get('callerReferenceSettlement'), `${postpaid.body.instrumentId}:settlement`);
-      const single = await call(api, 'POST', '/customers/cust-create/instruments', { body: { type: 'single-use', amount: '9.99', currency: 'USD', singleUseMode: 'reserve' } });
+      const single = await call(api, 'POST', '/customers/cust-create/instruments', {
+        body: { type: 'single-use', amount: '9.99', currency: 'USD', singleUseMode: 'reserve' },
+      });
       assert.equal(single.status, 201, single.text);
       const q = new URL(single.body.authorizationUrl).searchParams;
       assert.equal(q.get('pipelineName'), 'SingleUse');
@@ -201,7 +329,10 @@ describe('api: errors, auth, validation and callbacks (in-process, no worker)', 
       assert.equal(second.status, 200, second.text);
       assert.deepEqual(second.body, first.body);
       assertProblem(
-        await call(api, 'POST', '/customers/cust-idem/instruments', { body: { ...prepaid, fundingAmount: '25.00' }, headers }),
+        await call(api, 'POST', '/customers/cust-idem/instruments', {
+          body: { ...prepaid, fundingAmount: '25.00' },
+          headers,
+        }),
         422,
         'idempotency_key_reused',
         'Idempotency-Key',
@@ -214,7 +345,9 @@ describe('api: errors, auth, validation and callbacks (in-process, no worker)', 
 
     it("lists a customer's instruments from Temporal visibility", async () => {
       const a = await call(api, 'POST', '/customers/cust-list/instruments', { body: prepaid });
-      const b = await call(api, 'POST', '/customers/cust-list/instruments', { body: { type: 'postpaid', creditLimit: '5.00', globalAmountLimit: '5.00', currency: 'USD' } });
+      const b = await call(api, 'POST', '/customers/cust-list/instruments', {
+        body: { type: 'postpaid', creditLimit: '5.00', globalAmountLimit: '5.00', currency: 'USD' },
+      });
       const listed = await until('both instruments listed', async () => {
         const answer = await call(api, 'GET', '/customers/cust-list/instruments');
         return answer.body.instruments.length === 2 && answer;
@@ -272,17 +405,34 @@ describe('api: errors, auth, validation and callbacks (in-process, no worker)', 
     });
 
     it('an aborted authorization is signalled and reported; returnTo is honoured', async () => {
-      const { instrumentId, workflowId, authorizationUrl } = await newInstrument({ ...prepaid, returnTo: '/shop/after-authorization?x=1' });
+      const { instrumentId, workflowId, authorizationUrl } = await newInstrument({
+        ...prepaid,
+        returnTo: '/shop/after-authorization?x=1',
+      });
       const answer = await fetch(await cbuiDecision(authorizationUrl, 'abort'), { redirect: 'manual' });
       assert.equal(answer.status, 303);
-      assert.equal(answer.headers.get('location'), `/shop/after-authorization?x=1&instrument=${instrumentId}&authorization=aborted`);
+      assert.equal(
+        answer.headers.get('location'),
+        `/shop/after-authorization?x=1&instrument=${instrumentId}&authorization=aborted`,
+      );
       assert.deepEqual(await signals(api, workflowId), ['authorizationReturned']);
     });
 
     it('a genuine return for an instrument that does not exist is a 404', async () => {
       const params = signCallbackParams(
-        { status: 'SA', callerReferenceSender: 'ins_nosuchinstrument000:sender', prepaidInstrumentID: 'P', fundingTokenID: 'F', prepaidSenderTokenID: 'S' },
-        { httpMethod: 'GET', urlEndPoint: `${api.apiUrl}/fps/return`, privateKeyPem: sandboxPrivateKey(api), certificateUrl: `${api.sandboxUrl}/certs/PKICert.pem` },
+        {
+          status: 'SA',
+          callerReferenceSender: 'ins_nosuchinstrument000:sender',
+          prepaidInstrumentID: 'P',
+          fundingTokenID: 'F',
+          prepaidSenderTokenID: 'S',
+        },
+        {
+          httpMethod: 'GET',
+          urlEndPoint: `${api.apiUrl}/fps/return`,
+          privateKeyPem: sandboxPrivateKey(api),
+          certificateUrl: `${api.sandboxUrl}/certs/PKICert.pem`,
+        },
       );
       const answer = await fetch(`${api.apiUrl}/fps/return?${new URLSearchParams(params)}`, { redirect: 'manual' });
       assert.equal(answer.status, 404);
@@ -307,9 +457,18 @@ describe('api: errors, auth, validation and callbacks (in-process, no worker)', 
       paymentMethod: 'CC',
     });
     const sign = (params: Record<string, string>, privateKeyPem = sandboxPrivateKey(api), certUrl = certificateUrl()) =>
-      signCallbackParams(params, { httpMethod: 'POST', urlEndPoint: `${api.apiUrl}/fps/ipn`, privateKeyPem, certificateUrl: certUrl });
+      signCallbackParams(params, {
+        httpMethod: 'POST',
+        urlEndPoint: `${api.apiUrl}/fps/ipn`,
+        privateKeyPem,
+        certificateUrl: certUrl,
+      });
     const post = (params: Record<string, string>, contentType = 'application/x-www-form-urlencoded') =>
-      call(api, 'POST', '/fps/ipn', { key: null, raw: new URLSearchParams(params).toString(), headers: { 'content-type': contentType } });
+      call(api, 'POST', '/fps/ipn', {
+        key: null,
+        raw: new URLSearchParams(params).toString(),
+        headers: { 'content-type': contentType },
+      });
 
     before(async () => {
       const created = await call(api, 'POST', '/customers/cust-ipn/instruments', { body: prepaid });
@@ -318,7 +477,9 @@ describe('api: errors, auth, validation and callbacks (in-process, no worker)', 
 
     it('forged IPNs are 403 and never reach the workflow', async () => {
       const genuine = sign(ipnFields());
-      const foreign = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+      const foreign = generateKeyPairSync('rsa', { modulusLength: 2048 })
+        .privateKey.export({ type: 'pkcs8', format: 'pem' })
+        .toString();
 
       // A server that would hand out the forger's certificate, on a URL that is not allow-listed.
       const rogue = http.createServer((_req, res) => res.end('not a certificate'));
@@ -332,8 +493,24 @@ describe('api: errors, auth, validation and callbacks (in-process, no worker)', 
           ['tampered reference', { ...genuine, callerReference: `${instrumentId}:pay:order-2` }],
           ['signed by another key', sign(ipnFields(), foreign)],
           ['certificate from a rogue host', sign(ipnFields(), foreign, rogueUrl)],
-          ['signed for another endpoint', signCallbackParams(ipnFields(), { httpMethod: 'POST', urlEndPoint: `${api.apiUrl}/other`, privateKeyPem: sandboxPrivateKey(api), certificateUrl: certificateUrl() })],
-          ['signed as a GET', signCallbackParams(ipnFields(), { httpMethod: 'GET', urlEndPoint: `${api.apiUrl}/fps/ipn`, privateKeyPem: sandboxPrivateKey(api), certificateUrl: certificateUrl() })],
+          [
+            'signed for another endpoint',
+            signCallbackParams(ipnFields(), {
+              httpMethod: 'POST',
+              urlEndPoint: `${api.apiUrl}/other`,
+              privateKeyPem: sandboxPrivateKey(api),
+              certificateUrl: certificateUrl(),
+            }),
+          ],
+          [
+            'signed as a GET',
+            signCallbackParams(ipnFields(), {
+              httpMethod: 'GET',
+              urlEndPoint: `${api.apiUrl}/fps/ipn`,
+              privateKeyPem: sandboxPrivateKey(api),
+              certificateUrl: certificateUrl(),
+            }),
+          ],
         ];
         for (const [name, params] of forgeries) assertProblem(await post(params), 403, 'callback_unverified');
       } finally {
@@ -359,8 +536,17 @@ describe('api: errors, auth, validation and callbacks (in-process, no worker)', 
     });
 
     it('400 for a verified but unusable IPN, 415 for JSON', async () => {
-      assertProblem(await post(sign({ ...ipnFields(), transactionStatus: 'MAYBE' })), 400, 'callback_invalid', 'transactionStatus');
-      assertProblem(await call(api, 'POST', '/fps/ipn', { key: null, body: ipnFields() }), 415, 'unsupported_media_type');
+      assertProblem(
+        await post(sign({ ...ipnFields(), transactionStatus: 'MAYBE' })),
+        400,
+        'callback_invalid',
+        'transactionStatus',
+      );
+      assertProblem(
+        await call(api, 'POST', '/fps/ipn', { key: null, body: ipnFields() }),
+        415,
+        'unsupported_media_type',
+      );
     });
   });
 
@@ -371,9 +557,13 @@ describe('api: errors, auth, validation and callbacks (in-process, no worker)', 
       assert.equal(doc.openapi, '3.1.0');
       const mounted = (api.app.router.stack as Array<{ route?: { path: string; methods: Record<string, boolean> } }>)
         .filter((layer) => layer.route)
-        .flatMap((layer) => Object.keys(layer.route!.methods).map((method) => `${method} ${openApiPath(layer.route!.path)}`));
+        .flatMap((layer) =>
+          Object.keys(layer.route!.methods).map((method) => `${method} ${openApiPath(layer.route!.path)}`),
+        );
       assert.ok(mounted.length >= 19, mounted.join(', '));
-      const documented = Object.entries(doc.paths as Record<string, Record<string, any>>).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m} ${path}`));
+      const documented = Object.entries(doc.paths as Record<string, Record<string, any>>).flatMap(([path, ops]) =>
+        Object.keys(ops).map((m) => `${m} ${path}`),
+      );
       assert.deepEqual(documented.sort(), mounted.sort());
       for (const expected of [
         'post /customers/{customerId}/instruments',
@@ -396,9 +586,16 @@ describe('api: errors, auth, validation and callbacks (in-process, no worker)', 
         assert.ok(documented.includes(expected), `${expected} missing`);
       }
       const purchase = doc.paths['/instruments/{instrumentId}/purchases'].post;
-      for (const status of ['201', '202', '400', '401', '402', '404', '409', '413', '415', '422']) assert.ok(purchase.responses[status], `purchase ${status}`);
-      assert.equal(purchase.requestBody.content['application/json'].schema.$ref, '#/components/schemas/PurchaseRequest');
-      assert.equal(purchase.responses['402'].content['application/problem+json'].schema.$ref, '#/components/schemas/Problem');
+      for (const status of ['201', '202', '400', '401', '402', '404', '409', '413', '415', '422'])
+        assert.ok(purchase.responses[status], `purchase ${status}`);
+      assert.equal(
+        purchase.requestBody.content['application/json'].schema.$ref,
+        '#/components/schemas/PurchaseRequest',
+      );
+      assert.equal(
+        purchase.responses['402'].content['application/problem+json'].schema.$ref,
+        '#/components/schemas/Problem',
+      );
       assert.ok(purchase.parameters.some((p: any) => p.name === 'Idempotency-Key' && p.in === 'header'));
       // Every $ref resolves.
       const refs = JSON.stringify(doc).match(/#\/components\/schemas\/[A-Za-z]+/g) ?? [];

@@ -14,13 +14,24 @@ import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { signCallbackParams } from '../../fps/callback-signature';
-import { activeInstrument, call, cbuiDecision, getStack, sandboxAdmin, sandboxPrivateKey, until, type Stack } from './stack';
+import {
+  activeInstrument,
+  call,
+  cbuiDecision,
+  getStack,
+  sandboxAdmin,
+  sandboxPrivateKey,
+  until,
+  type Stack,
+} from './stack';
 
 const SEED = 17_022_026;
 
 async function signalsOf(stack: Stack, workflowId: string): Promise<string[]> {
   const history = await stack.client.workflow.getHandle(workflowId).fetchHistory();
-  return (history.events ?? []).flatMap((e) => (e.workflowExecutionSignaledEventAttributes ? [e.workflowExecutionSignaledEventAttributes.signalName ?? '?'] : []));
+  return (history.events ?? []).flatMap((e) =>
+    e.workflowExecutionSignaledEventAttributes ? [e.workflowExecutionSignaledEventAttributes.signalName ?? '?'] : [],
+  );
 }
 
 describe('api: forged return URLs and IPNs never reach a workflow', function () {
@@ -43,7 +54,25 @@ describe('api: forged return URLs and IPNs never reach a workflow', function () 
 
     // The forger's own key pair and self-signed certificate, made by openssl.
     tmp = mkdtempSync(path.join(os.tmpdir(), 'fps-forgery-'));
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', path.join(tmp, 'key.pem'), '-out', path.join(tmp, 'cert.pem'), '-days', '2', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        path.join(tmp, 'key.pem'),
+        '-out',
+        path.join(tmp, 'cert.pem'),
+        '-days',
+        '2',
+        '-subj',
+        '/CN=127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
     forgerKey = readFileSync(path.join(tmp, 'key.pem'), 'utf8');
     const forgerCert = readFileSync(path.join(tmp, 'cert.pem'), 'utf8');
     rogue = http.createServer((_req, res) => {
@@ -54,21 +83,33 @@ describe('api: forged return URLs and IPNs never reach a workflow', function () 
     rogueUrl = `http://127.0.0.1:${(rogue.address() as AddressInfo).port}`;
 
     const prepaid = { type: 'prepaid', fundingAmount: '20.00', currency: 'USD' };
-    [a, b] = await Promise.all([activeInstrument(stack, 'forgery-a', prepaid), activeInstrument(stack, 'forgery-b', prepaid)]);
+    [a, b] = await Promise.all([
+      activeInstrument(stack, 'forgery-a', prepaid),
+      activeInstrument(stack, 'forgery-b', prepaid),
+    ]);
     // A genuine IPN: a .13 purchase on A goes Pending, the sandbox signs and delivers the Success.
-    const pending = await call(stack, 'POST', `/instruments/${a.instrumentId}/purchases`, { body: { amount: '1.13', currency: 'USD' }, headers: { 'idempotency-key': 'pending-1' } });
+    const pending = await call(stack, 'POST', `/instruments/${a.instrumentId}/purchases`, {
+      body: { amount: '1.13', currency: 'USD' },
+      headers: { 'idempotency-key': 'pending-1' },
+    });
     assert.equal(pending.status, 202, pending.text);
     genuineIpn = await until(
       'the genuine IPN of A',
       async () => {
-        const { deliveries } = await sandboxAdmin(stack, `/admin/ipn-deliveries?transactionId=${pending.body.transactionId}`);
+        const { deliveries } = await sandboxAdmin(
+          stack,
+          `/admin/ipn-deliveries?transactionId=${pending.body.transactionId}`,
+        );
         const delivered = deliveries.find((d: { status: string }) => d.status === 'delivered');
         return delivered?.params as Record<string, string> | undefined;
       },
       20_000,
       100,
     );
-    await until('A settled', async () => (await call(stack, 'GET', `/instruments/${a.instrumentId}`)).body.pending.length === 0);
+    await until(
+      'A settled',
+      async () => (await call(stack, 'GET', `/instruments/${a.instrumentId}`)).body.pending.length === 0,
+    );
   });
 
   after(async () => {
@@ -81,8 +122,16 @@ describe('api: forged return URLs and IPNs never reach a workflow', function () 
   const sandboxCertUrl = () => `${stack.sandboxUrl}/certs/PKICert.pem`;
   const postIpn = async (params: Record<string, string>) => {
     attempts++;
-    const response = await fetch(ipnUrl(), { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params).toString() });
-    return { status: response.status, body: (await response.json().catch(() => undefined)) as { code?: string } | undefined, type: response.headers.get('content-type') ?? '' };
+    const response = await fetch(ipnUrl(), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(params).toString(),
+    });
+    return {
+      status: response.status,
+      body: (await response.json().catch(() => undefined)) as { code?: string } | undefined,
+      type: response.headers.get('content-type') ?? '',
+    };
   };
   const unsigned = (params: Record<string, string>) => {
     const { signature: _s, signatureVersion: _v, signatureMethod: _m, certificateUrl: _c, ...rest } = params;
@@ -104,13 +153,19 @@ describe('api: forged return URLs and IPNs never reach a workflow', function () 
       assert.match(answer.type, /^application\/problem\+json/, what);
     }
 
-    it("a genuine IPN of A re-pointed at B fails its signature", async () => {
+    it('a genuine IPN of A re-pointed at B fails its signature', async () => {
       const toB = genuineIpn.callerReference.replace(a.instrumentId, b.instrumentId);
       await expectRejected({ ...genuineIpn, callerReference: toB }, 'callerReference → B');
       await expectRejected({ ...genuineIpn, callerReference: `${b.instrumentId}:pay:pending-1` }, 'B:pay:pending-1');
       await expectRejected({ ...genuineIpn, callerReference: toB, transactionStatus: 'FAILURE' }, 'to B and failed');
       // Re-signed by the forger, certificate still claimed to be the sandbox's: fails the sandbox certificate.
-      await expectRejected(signCallbackParams({ ...unsigned(genuineIpn), callerReference: toB }, { httpMethod: 'POST', urlEndPoint: ipnUrl(), privateKeyPem: forgerKey, certificateUrl: sandboxCertUrl() }), 'forger key, sandbox certificate URL');
+      await expectRejected(
+        signCallbackParams(
+          { ...unsigned(genuineIpn), callerReference: toB },
+          { httpMethod: 'POST', urlEndPoint: ipnUrl(), privateKeyPem: forgerKey, certificateUrl: sandboxCertUrl() },
+        ),
+        'forger key, sandbox certificate URL',
+      );
     });
 
     it('every field of a genuine IPN, tampered, fails (property)', async () => {
@@ -141,7 +196,10 @@ describe('api: forged return URLs and IPNs never reach a workflow', function () 
       await expectRejected(unsigned(genuineIpn), 'unsigned');
 
       const forged = (certificateUrl: string, params = unsigned(genuineIpn)) =>
-        signCallbackParams({ ...params, callerReference: params.callerReference.replace(a.instrumentId, b.instrumentId) }, { httpMethod: 'POST', urlEndPoint: ipnUrl(), privateKeyPem: forgerKey, certificateUrl });
+        signCallbackParams(
+          { ...params, callerReference: params.callerReference.replace(a.instrumentId, b.instrumentId) },
+          { httpMethod: 'POST', urlEndPoint: ipnUrl(), privateKeyPem: forgerKey, certificateUrl },
+        );
       const sandbox = new URL(stack.sandboxUrl);
       for (const certificateUrl of [
         `${rogueUrl}/certs/PKICert.pem`, // a host of the forger's
@@ -162,12 +220,32 @@ describe('api: forged return URLs and IPNs never reach a workflow', function () 
     });
 
     it("a return URL's parameters posted as an IPN, and an IPN signed for another endpoint, fail", async () => {
-      const created = await call(stack, 'POST', '/customers/forgery-c/instruments', { body: { type: 'prepaid', fundingAmount: '5.00', currency: 'USD' } });
-      const returned = Object.fromEntries(new URL(await cbuiDecision(created.body.authorizationUrl, 'approve')).searchParams);
+      const created = await call(stack, 'POST', '/customers/forgery-c/instruments', {
+        body: { type: 'prepaid', fundingAmount: '5.00', currency: 'USD' },
+      });
+      const returned = Object.fromEntries(
+        new URL(await cbuiDecision(created.body.authorizationUrl, 'approve')).searchParams,
+      );
       await expectRejected(returned, 'return parameters as an IPN');
       const key = sandboxPrivateKey(stack);
-      await expectRejected(signCallbackParams(unsigned(genuineIpn), { httpMethod: 'POST', urlEndPoint: `${stack.apiUrl}/fps/ipn/other`, privateKeyPem: key, certificateUrl: sandboxCertUrl() }), 'signed for another path');
-      await expectRejected(signCallbackParams(unsigned(genuineIpn), { httpMethod: 'POST', urlEndPoint: 'http://merchant.example/fps/ipn', privateKeyPem: key, certificateUrl: sandboxCertUrl() }), 'signed for another merchant');
+      await expectRejected(
+        signCallbackParams(unsigned(genuineIpn), {
+          httpMethod: 'POST',
+          urlEndPoint: `${stack.apiUrl}/fps/ipn/other`,
+          privateKeyPem: key,
+          certificateUrl: sandboxCertUrl(),
+        }),
+        'signed for another path',
+      );
+      await expectRejected(
+        signCallbackParams(unsigned(genuineIpn), {
+          httpMethod: 'POST',
+          urlEndPoint: 'http://merchant.example/fps/ipn',
+          privateKeyPem: key,
+          certificateUrl: sandboxCertUrl(),
+        }),
+        'signed for another merchant',
+      );
       assert.deepEqual(await signalsOf(stack, created.body.workflowId), [], 'the new instrument got no signal');
     });
 
@@ -176,7 +254,11 @@ describe('api: forged return URLs and IPNs never reach a workflow', function () 
       assert.deepEqual(await signalsOf(stack, a.workflowId), signalsA, 'A: no new signal');
       const replay = await postIpn(genuineIpn);
       assert.equal(replay.status, 200);
-      assert.deepEqual(await signalsOf(stack, a.workflowId), [...signalsA, 'transactionStatusChanged'], 'A: the genuine replay only');
+      assert.deepEqual(
+        await signalsOf(stack, a.workflowId),
+        [...signalsA, 'transactionStatusChanged'],
+        'A: the genuine replay only',
+      );
       assert.deepEqual(await signalsOf(stack, b.workflowId), signalsB, 'B: still nothing');
     });
   });
@@ -211,23 +293,59 @@ describe('api: forged return URLs and IPNs never reach a workflow', function () 
     it('every field of a genuine return, tampered, fails (property)', async () => {
       const genuine = Object.fromEntries(d.genuine.searchParams);
       await fc.assert(
-        fc.asyncProperty(fc.constantFrom(...Object.keys(genuine)), fc.string({ maxLength: 40 }), async (field, value) => {
-          fc.pre(value !== genuine[field]);
-          await expectRejected(withParams({ ...genuine, [field]: value }), `${field}=${JSON.stringify(value)}`);
-        }),
+        fc.asyncProperty(
+          fc.constantFrom(...Object.keys(genuine)),
+          fc.string({ maxLength: 40 }),
+          async (field, value) => {
+            fc.pre(value !== genuine[field]);
+            await expectRejected(withParams({ ...genuine, [field]: value }), `${field}=${JSON.stringify(value)}`);
+          },
+        ),
         { seed: SEED, numRuns: 60 },
       );
     });
 
     it("re-pointed at another instrument, re-signed by a forger, or with the forger's certificate: fails", async () => {
       const genuine = Object.fromEntries(d.genuine.searchParams);
-      const toE = { ...genuine, callerReferenceSender: `${e.instrumentId}:sender`, callerReferenceFunding: `${e.instrumentId}:funding` };
+      const toE = {
+        ...genuine,
+        callerReferenceSender: `${e.instrumentId}:sender`,
+        callerReferenceFunding: `${e.instrumentId}:funding`,
+      };
       await expectRejected(withParams(toE), 'callerReference → E');
       const endpoint = d.genuine.origin + d.genuine.pathname;
       const { signature: _s, signatureVersion: _v, signatureMethod: _m, certificateUrl: _c, ...bare } = genuine;
-      await expectRejected(withParams(signCallbackParams({ ...bare, callerReferenceSender: `${e.instrumentId}:sender` }, { httpMethod: 'GET', urlEndPoint: endpoint, privateKeyPem: forgerKey, certificateUrl: sandboxCertUrl() })), 'forger key');
-      await expectRejected(withParams(signCallbackParams(bare, { httpMethod: 'GET', urlEndPoint: endpoint, privateKeyPem: forgerKey, certificateUrl: `${rogueUrl}/certs/PKICert.pem` })), 'forger certificate');
-      await expectRejected(withParams(signCallbackParams(bare, { httpMethod: 'POST', urlEndPoint: endpoint, privateKeyPem: sandboxPrivateKey(stack), certificateUrl: sandboxCertUrl() })), 'signed as a POST');
+      await expectRejected(
+        withParams(
+          signCallbackParams(
+            { ...bare, callerReferenceSender: `${e.instrumentId}:sender` },
+            { httpMethod: 'GET', urlEndPoint: endpoint, privateKeyPem: forgerKey, certificateUrl: sandboxCertUrl() },
+          ),
+        ),
+        'forger key',
+      );
+      await expectRejected(
+        withParams(
+          signCallbackParams(bare, {
+            httpMethod: 'GET',
+            urlEndPoint: endpoint,
+            privateKeyPem: forgerKey,
+            certificateUrl: `${rogueUrl}/certs/PKICert.pem`,
+          }),
+        ),
+        'forger certificate',
+      );
+      await expectRejected(
+        withParams(
+          signCallbackParams(bare, {
+            httpMethod: 'POST',
+            urlEndPoint: endpoint,
+            privateKeyPem: sandboxPrivateKey(stack),
+            certificateUrl: sandboxCertUrl(),
+          }),
+        ),
+        'signed as a POST',
+      );
       await expectRejected(withParams(bare), 'unsigned');
       assert.equal(rogueFetches, 0, 'the forger’s certificate server was never asked');
     });

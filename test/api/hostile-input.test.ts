@@ -26,7 +26,12 @@ const PROBLEM = /^application\/problem\+json/;
 /** The money part of the sandbox summary (tokens may be cancelled by other suites' closing instruments). */
 async function moneyFingerprint(stack: Stack): Promise<string> {
   const s = await sandboxAdmin(stack, '/admin/summary');
-  return JSON.stringify({ transactions: s.transactions, prepaid: s.prepaid, credit: s.credit, pending: s.pendingTransactions });
+  return JSON.stringify({
+    transactions: s.transactions,
+    prepaid: s.prepaid,
+    credit: s.credit,
+    pending: s.pendingTransactions,
+  });
 }
 
 describe('api: hostile input (property tests, real API process)', function () {
@@ -47,8 +52,15 @@ describe('api: hostile input (property tests, real API process)', function () {
     this.timeout(120_000);
     stack = await getStack();
     customerId = `hostile-${Date.now().toString(36)}`;
-    ({ instrumentId } = await activeInstrument(stack, customerId, { type: 'prepaid', fundingAmount: '20.00', currency: 'USD' }));
-    const bought = await call(stack, 'POST', `/instruments/${instrumentId}/purchases`, { body: { amount: '1.00', currency: 'USD' }, headers: { 'idempotency-key': 'seed-purchase' } });
+    ({ instrumentId } = await activeInstrument(stack, customerId, {
+      type: 'prepaid',
+      fundingAmount: '20.00',
+      currency: 'USD',
+    }));
+    const bought = await call(stack, 'POST', `/instruments/${instrumentId}/purchases`, {
+      body: { amount: '1.00', currency: 'USD' },
+      headers: { 'idempotency-key': 'seed-purchase' },
+    });
     assert.equal(bought.status, 201, bought.text);
     const session = await fetch(`${stack.apiUrl}/store/api/session`);
     storeCookie = (session.headers.get('set-cookie') ?? '').split(';')[0];
@@ -69,7 +81,10 @@ describe('api: hostile input (property tests, real API process)', function () {
   });
 
   after(function () {
-    const statuses = [...byStatus].sort(([a], [b]) => a - b).map(([s, n]) => `${s}×${n}`).join(', ');
+    const statuses = [...byStatus]
+      .sort(([a], [b]) => a - b)
+      .map(([s, n]) => `${s}×${n}`)
+      .join(', ');
     console.log(`      hostile inputs tried: ${tried} (answers: ${statuses})`);
   });
 
@@ -84,8 +99,10 @@ describe('api: hostile input (property tests, real API process)', function () {
     const context = `${what} → ${answer.status} ${answer.body.slice(0, 200)}`;
     let problem: string | undefined;
     if (!(answer.status >= 400 && answer.status < 500)) problem = `answered ${answer.status}, not a 4xx`;
-    else if (!PROBLEM.test(answer.headers['content-type'] ?? '')) problem = `${answer.status} is not application/problem+json`;
-    else if (typeof answer.json?.code !== 'string' || answer.json?.status !== answer.status) problem = `${answer.status} problem without a code or status`;
+    else if (!PROBLEM.test(answer.headers['content-type'] ?? ''))
+      problem = `${answer.status} is not application/problem+json`;
+    else if (typeof answer.json?.code !== 'string' || answer.json?.status !== answer.status)
+      problem = `${answer.status} problem without a code or status`;
     const kind = problem && `${problem} (${answer.json?.code ?? 'no code'})`;
     if (kind && !violations.has(kind)) violations.set(kind, context);
   }
@@ -98,7 +115,16 @@ describe('api: hostile input (property tests, real API process)', function () {
     violations = new Map();
   });
 
-  const send = (method: string, path: string, options: { body?: string | Buffer; headers?: Array<[string, string | Buffer]>; key?: string | null; json?: boolean } = {}) => {
+  const send = (
+    method: string,
+    path: string,
+    options: {
+      body?: string | Buffer;
+      headers?: Array<[string, string | Buffer]>;
+      key?: string | null;
+      json?: boolean;
+    } = {},
+  ) => {
     const headers: Array<[string, string | Buffer]> = [];
     if (options.key !== null) headers.push(['X-Api-Key', options.key ?? stack.apiKey]);
     if (options.body !== undefined && options.json !== false) headers.push(['Content-Type', 'application/json']);
@@ -114,7 +140,11 @@ describe('api: hostile input (property tests, real API process)', function () {
 
   type PostRoute = { name: string; path: () => string; schema: z.ZodType; headers?: () => Array<[string, string]> };
   const postRoutes = (): PostRoute[] => [
-    { name: 'create instrument', path: () => `/customers/${customerId}/instruments`, schema: schemas.CreateInstrumentRequest },
+    {
+      name: 'create instrument',
+      path: () => `/customers/${customerId}/instruments`,
+      schema: schemas.CreateInstrumentRequest,
+    },
     { name: 'purchase', path: () => `/instruments/${instrumentId}/purchases`, schema: schemas.PurchaseRequest },
     { name: 'fund', path: () => `/instruments/${instrumentId}/fund`, schema: schemas.FundRequest },
     { name: 'settle', path: () => `/instruments/${instrumentId}/settle`, schema: schemas.SettleRequest },
@@ -123,8 +153,18 @@ describe('api: hostile input (property tests, real API process)', function () {
     { name: 'capture', path: () => `/instruments/${instrumentId}/capture`, schema: schemas.CaptureRequest },
     { name: 'void', path: () => `/instruments/${instrumentId}/void`, schema: schemas.VoidRequest },
     { name: 'close', path: () => `/instruments/${instrumentId}/close`, schema: schemas.CloseRequest },
-    { name: 'store create', path: () => '/store/api/instruments', schema: schemas.StoreCreateInstrumentRequest, headers: () => [['Cookie', storeCookie]] },
-    { name: 'store purchase', path: () => `/store/api/instruments/${instrumentId}/purchases`, schema: schemas.StorePurchaseRequest, headers: () => [['Cookie', storeCookie]] },
+    {
+      name: 'store create',
+      path: () => '/store/api/instruments',
+      schema: schemas.StoreCreateInstrumentRequest,
+      headers: () => [['Cookie', storeCookie]],
+    },
+    {
+      name: 'store purchase',
+      path: () => `/store/api/instruments/${instrumentId}/purchases`,
+      schema: schemas.StorePurchaseRequest,
+      headers: () => [['Cookie', storeCookie]],
+    },
   ];
 
   // ---- arbitraries -----------------------------------------------------------------------------------
@@ -147,10 +187,61 @@ describe('api: hostile input (property tests, real API process)', function () {
   /** Amounts no route may accept: not a plain decimal, zero, too many decimals, absurd, or not a string. */
   const hostileAmount: fc.Arbitrary<unknown> = fc.oneof(
     fc.constantFrom<unknown>(
-      '0', '0.00', '-1.00', '-0', '+1.00', '1e2', '1E308', '1e308', 'NaN', 'Infinity', '-Infinity', '', ' ', ' 1.00', '1.00 ', '1,00', '1.001', '0.001',
-      '1.', '.5', '01.00', '1.0.0', '0x10', '１.００', '١٫٠٠', '1\u00a000', '1.00\u0000', '9'.repeat(17), `${'9'.repeat(30)}.99`, '10000000000.01',
-      '1/2', '½', '1_000.00', 'null', 'true', '[1]', '{"a":1}', '1.00; DROP TABLE transactions', '${7*7}', '{{7*7}}',
-      1, 0, -1, 1.5, 1e308, -1e308, 5e-324, Number.MAX_SAFE_INTEGER, null, true, false, [], {}, ['1.00'], { value: '1.00' },
+      '0',
+      '0.00',
+      '-1.00',
+      '-0',
+      '+1.00',
+      '1e2',
+      '1E308',
+      '1e308',
+      'NaN',
+      'Infinity',
+      '-Infinity',
+      '',
+      ' ',
+      ' 1.00',
+      '1.00 ',
+      '1,00',
+      '1.001',
+      '0.001',
+      '1.',
+      '.5',
+      '01.00',
+      '1.0.0',
+      '0x10',
+      '１.００',
+      '١٫٠٠',
+      '1\u00a000',
+      '1.00\u0000',
+      '9'.repeat(17),
+      `${'9'.repeat(30)}.99`,
+      '10000000000.01',
+      '1/2',
+      '½',
+      '1_000.00',
+      'null',
+      'true',
+      '[1]',
+      '{"a":1}',
+      '1.00; DROP TABLE transactions',
+      '${7*7}',
+      '{{7*7}}',
+      1,
+      0,
+      -1,
+      1.5,
+      1e308,
+      -1e308,
+      5e-324,
+      Number.MAX_SAFE_INTEGER,
+      null,
+      true,
+      false,
+      [],
+      {},
+      ['1.00'],
+      { value: '1.00' },
     ),
     fc.double({ noNaN: true }),
     fc.integer(),
@@ -161,12 +252,46 @@ describe('api: hostile input (property tests, real API process)', function () {
     fc.string({ unit: 'binary', maxLength: 20 }).filter((s) => !DECIMAL.test(s)),
   );
   const hostileCurrency: fc.Arbitrary<unknown> = fc.oneof(
-    fc.constantFrom<unknown>('usd', 'US', 'USDD', 'XXX', 'BTC', '', ' USD', 'USD ', 'ＵＳＤ', 'U\u0000SD', 'toString', '__proto__', 'constructor', 1, null, true, ['USD'], { code: 'USD' }),
+    fc.constantFrom<unknown>(
+      'usd',
+      'US',
+      'USDD',
+      'XXX',
+      'BTC',
+      '',
+      ' USD',
+      'USD ',
+      'ＵＳＤ',
+      'U\u0000SD',
+      'toString',
+      '__proto__',
+      'constructor',
+      1,
+      null,
+      true,
+      ['USD'],
+      { code: 'USD' },
+    ),
     fc.string({ maxLength: 8 }).filter((s) => !['USD', 'EUR', 'GBP', 'JPY'].includes(s)),
   );
   /** JSON that is not valid JSON. */
   const malformedJson = fc.oneof(
-    fc.constantFrom('{', '}', '{"amount":', '{"amount": "1.00",}', "{'amount': '1.00'}", '{"amount": 1.00.0}', 'NaN', 'undefined', '[1,2', '"\\u12"', '{"a":"\\x41"}', '\u0000', '{"a":1}{"b":2}', '\ufeff{}'),
+    fc.constantFrom(
+      '{',
+      '}',
+      '{"amount":',
+      '{"amount": "1.00",}',
+      "{'amount': '1.00'}",
+      '{"amount": 1.00.0}',
+      'NaN',
+      'undefined',
+      '[1,2',
+      '"\\u12"',
+      '{"a":"\\x41"}',
+      '\u0000',
+      '{"a":1}{"b":2}',
+      '\ufeff{}',
+    ),
     fc.string({ minLength: 1, maxLength: 60 }).filter((s) => {
       try {
         JSON.parse(s);
@@ -180,9 +305,36 @@ describe('api: hostile input (property tests, real API process)', function () {
   /** Unknown instrument ids and ids that try to climb out of their path segment. */
   const hostileId = fc.oneof(
     fc.constantFrom(
-      '..', '../', '..%2f', '..%2F', '%2e%2e', '%2e%2e%2f%2e%2e', '%252e%252e', '....//', '..;', '.', '%2F', '%00', '%ff', '%c0%ae%c0%ae', 'ins_..%5c..%5c',
-      `ins_${'a'.repeat(1000)}`, 'a'.repeat(10_000), 'ins_aaaaaaaaaaaaaaaaaaaa', 'ins_zzzzzzzzzzzzzzzzzzzz', 'instrument-ins_x', '%20', '%09', 'ins%0d%0aX-Injected:%201',
-      encodeURIComponent('ins_ﬁ'), encodeURIComponent('ins_\u202e'), '*', '$where', "ins_'or'1'='1", 'ins_"', '%22%20OR%201%3D1',
+      '..',
+      '../',
+      '..%2f',
+      '..%2F',
+      '%2e%2e',
+      '%2e%2e%2f%2e%2e',
+      '%252e%252e',
+      '....//',
+      '..;',
+      '.',
+      '%2F',
+      '%00',
+      '%ff',
+      '%c0%ae%c0%ae',
+      'ins_..%5c..%5c',
+      `ins_${'a'.repeat(1000)}`,
+      'a'.repeat(10_000),
+      'ins_aaaaaaaaaaaaaaaaaaaa',
+      'ins_zzzzzzzzzzzzzzzzzzzz',
+      'instrument-ins_x',
+      '%20',
+      '%09',
+      'ins%0d%0aX-Injected:%201',
+      encodeURIComponent('ins_ﬁ'),
+      encodeURIComponent('ins_\u202e'),
+      '*',
+      '$where',
+      "ins_'or'1'='1",
+      'ins_"',
+      '%22%20OR%201%3D1',
     ),
     fc.string({ minLength: 1, maxLength: 60 }).map((s) => encodeURIComponent(s)),
     fc.stringMatching(/^ins_[a-z2-7]{20}$/),
@@ -193,7 +345,10 @@ describe('api: hostile input (property tests, real API process)', function () {
   it('malformed JSON on every JSON route: 400 malformed_json (or another 4xx), never a 5xx', async () => {
     await fc.assert(
       fc.asyncProperty(fc.constantFrom(...postRoutes()), malformedJson, async (route, body) => {
-        assertRefused(await send('POST', route.path(), { body, headers: [freshKey(), ...(route.headers?.() ?? [])] }), `${route.name} ${JSON.stringify(body)}`);
+        assertRefused(
+          await send('POST', route.path(), { body, headers: [freshKey(), ...(route.headers?.() ?? [])] }),
+          `${route.name} ${JSON.stringify(body)}`,
+        );
       }),
       runs(150),
     );
@@ -207,12 +362,26 @@ describe('api: hostile input (property tests, real API process)', function () {
         fc.oneof(
           fc.jsonValue({ maxDepth: 3 }),
           fc.dictionary(fc.string({ maxLength: 12 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 6 }),
-          fc.record({ amount: fc.jsonValue({ maxDepth: 1 }), currency: fc.jsonValue({ maxDepth: 1 }), purchaseId: fc.jsonValue({ maxDepth: 1 }), extra: fc.jsonValue({ maxDepth: 1 }) }, { requiredKeys: [] }),
+          fc.record(
+            {
+              amount: fc.jsonValue({ maxDepth: 1 }),
+              currency: fc.jsonValue({ maxDepth: 1 }),
+              purchaseId: fc.jsonValue({ maxDepth: 1 }),
+              extra: fc.jsonValue({ maxDepth: 1 }),
+            },
+            { requiredKeys: [] },
+          ),
         ),
         async (route, body) => {
           // Only bodies the route's own schema refuses: a valid {} would close, void or settle for real.
           fc.pre(!route.schema.safeParse(body).success);
-          assertRefused(await send('POST', route.path(), { body: JSON.stringify(body), headers: [freshKey(), ...(route.headers?.() ?? [])] }), `${route.name} ${JSON.stringify(body).slice(0, 200)}`);
+          assertRefused(
+            await send('POST', route.path(), {
+              body: JSON.stringify(body),
+              headers: [freshKey(), ...(route.headers?.() ?? [])],
+            }),
+            `${route.name} ${JSON.stringify(body).slice(0, 200)}`,
+          );
         },
       ),
       runs(250),
@@ -222,14 +391,51 @@ describe('api: hostile input (property tests, real API process)', function () {
 
   it('hostile amounts and currencies (negative, zero, NaN, 1e308, numbers, too many decimals, unicode digits, wrong currency)', async () => {
     const amountRoutes = [
-      { name: 'purchase', path: () => `/instruments/${instrumentId}/purchases`, body: (amount: unknown, currency: unknown) => ({ amount, currency }) },
-      { name: 'fund', path: () => `/instruments/${instrumentId}/fund`, body: (amount: unknown, currency: unknown) => ({ amount, currency }) },
-      { name: 'refund', path: () => `/instruments/${instrumentId}/refunds`, body: (amount: unknown, currency: unknown) => ({ purchaseId: 'seed-purchase', amount, currency }) },
-      { name: 'settle', path: () => `/instruments/${instrumentId}/settle`, body: (amount: unknown, currency: unknown) => ({ amount, currency }) },
-      { name: 'capture', path: () => `/instruments/${instrumentId}/capture`, body: (amount: unknown, currency: unknown) => ({ amount, currency }) },
-      { name: 'create prepaid', path: () => `/customers/${customerId}/instruments`, body: (amount: unknown, currency: unknown) => ({ type: 'prepaid', fundingAmount: amount, currency }) },
-      { name: 'create postpaid', path: () => `/customers/${customerId}/instruments`, body: (amount: unknown, currency: unknown) => ({ type: 'postpaid', creditLimit: amount, globalAmountLimit: amount, currency }) },
-      { name: 'create single use', path: () => `/customers/${customerId}/instruments`, body: (amount: unknown, currency: unknown) => ({ type: 'single-use', amount, currency }) },
+      {
+        name: 'purchase',
+        path: () => `/instruments/${instrumentId}/purchases`,
+        body: (amount: unknown, currency: unknown) => ({ amount, currency }),
+      },
+      {
+        name: 'fund',
+        path: () => `/instruments/${instrumentId}/fund`,
+        body: (amount: unknown, currency: unknown) => ({ amount, currency }),
+      },
+      {
+        name: 'refund',
+        path: () => `/instruments/${instrumentId}/refunds`,
+        body: (amount: unknown, currency: unknown) => ({ purchaseId: 'seed-purchase', amount, currency }),
+      },
+      {
+        name: 'settle',
+        path: () => `/instruments/${instrumentId}/settle`,
+        body: (amount: unknown, currency: unknown) => ({ amount, currency }),
+      },
+      {
+        name: 'capture',
+        path: () => `/instruments/${instrumentId}/capture`,
+        body: (amount: unknown, currency: unknown) => ({ amount, currency }),
+      },
+      {
+        name: 'create prepaid',
+        path: () => `/customers/${customerId}/instruments`,
+        body: (amount: unknown, currency: unknown) => ({ type: 'prepaid', fundingAmount: amount, currency }),
+      },
+      {
+        name: 'create postpaid',
+        path: () => `/customers/${customerId}/instruments`,
+        body: (amount: unknown, currency: unknown) => ({
+          type: 'postpaid',
+          creditLimit: amount,
+          globalAmountLimit: amount,
+          currency,
+        }),
+      },
+      {
+        name: 'create single use',
+        path: () => `/customers/${customerId}/instruments`,
+        body: (amount: unknown, currency: unknown) => ({ type: 'single-use', amount, currency }),
+      },
     ];
     await fc.assert(
       fc.asyncProperty(
@@ -257,17 +463,34 @@ describe('api: hostile input (property tests, real API process)', function () {
   it('unknown instruments and path-traversal ids, on every instrument route, with valid bodies', async () => {
     const routes = [
       { method: 'GET', path: (id: string) => `/instruments/${id}` },
-      { method: 'POST', path: (id: string) => `/instruments/${id}/purchases`, body: { amount: '0.01', currency: 'USD' } },
+      {
+        method: 'POST',
+        path: (id: string) => `/instruments/${id}/purchases`,
+        body: { amount: '0.01', currency: 'USD' },
+      },
       { method: 'POST', path: (id: string) => `/instruments/${id}/fund`, body: { amount: '0.01', currency: 'USD' } },
       { method: 'POST', path: (id: string) => `/instruments/${id}/close`, body: {} },
       { method: 'POST', path: (id: string) => `/instruments/${id}/settle`, body: {} },
       { method: 'POST', path: (id: string) => `/instruments/${id}/refunds`, body: { purchaseId: 'seed-purchase' } },
       { method: 'GET', path: (id: string) => `/customers/${id}/instruments` },
-      { method: 'POST', path: (id: string) => `/customers/${id}/instruments`, body: { type: 'prepaid', fundingAmount: '1.00', currency: 'USD' } },
+      {
+        method: 'POST',
+        path: (id: string) => `/customers/${id}/instruments`,
+        body: { type: 'prepaid', fundingAmount: '1.00', currency: 'USD' },
+      },
       { method: 'GET', path: (id: string) => `/store/api/instruments/${id}`, store: true },
-      { method: 'POST', path: (id: string) => `/store/api/instruments/${id}/purchases`, body: { itemId: 'song' }, store: true },
+      {
+        method: 'POST',
+        path: (id: string) => `/store/api/instruments/${id}/purchases`,
+        body: { itemId: 'song' },
+        store: true,
+      },
       // The real instrument, reached through a traversal: must not resolve to it.
-      { method: 'POST', path: (id: string) => `/instruments/${id}/../${instrumentId}/purchases`, body: { amount: '0.01', currency: 'USD' } },
+      {
+        method: 'POST',
+        path: (id: string) => `/instruments/${id}/../${instrumentId}/purchases`,
+        body: { amount: '0.01', currency: 'USD' },
+      },
     ];
     await fc.assert(
       fc.asyncProperty(fc.constantFrom(...routes), hostileId, async (route, id) => {
@@ -275,7 +498,10 @@ describe('api: hostile input (property tests, real API process)', function () {
         fc.pre(!(route.path('X').startsWith('/customers/') && schemas.CustomerId.safeParse(decoded(id)).success));
         const headers: Array<[string, string]> = [freshKey()];
         if (route.store) headers.push(['Cookie', storeCookie]);
-        const answer = await send(route.method, route.path(id), { body: route.body && JSON.stringify(route.body), headers });
+        const answer = await send(route.method, route.path(id), {
+          body: route.body && JSON.stringify(route.body),
+          headers,
+        });
         assertRefused(answer, `${route.method} ${route.path(id).slice(0, 120)}`);
       }),
       runs(250),
@@ -286,23 +512,51 @@ describe('api: hostile input (property tests, real API process)', function () {
   it('hostile Idempotency-Key headers (CR/LF-smuggled header lines, non-ASCII, 10k characters, separators) with an otherwise valid purchase', async () => {
     const valid = JSON.stringify({ amount: '0.01', currency: 'USD' });
     const fixed: Array<string | Buffer> = [
-      'bad key', ' ', 'a:b', '../x', 'a/b', '"quoted"', 'k'.repeat(65), 'k'.repeat(10_000), '-leading-dash', '.dot', 'ключ', '鍵', 'key\u202e',
-      Buffer.from('key\xff\xfe', 'latin1'), Buffer.from('k\u00e9', 'latin1'),
+      'bad key',
+      ' ',
+      'a:b',
+      '../x',
+      'a/b',
+      '"quoted"',
+      'k'.repeat(65),
+      'k'.repeat(10_000),
+      '-leading-dash',
+      '.dot',
+      'ключ',
+      '鍵',
+      'key\u202e',
+      Buffer.from('key\xff\xfe', 'latin1'),
+      Buffer.from('k\u00e9', 'latin1'),
       // CR/LF injection: a second header line smuggled in after an invalid key.
-      'bad key\r\nX-Injected: 1', 'a:b\r\nSet-Cookie: session=evil',
+      'bad key\r\nX-Injected: 1',
+      'a:b\r\nSet-Cookie: session=evil',
     ];
     const generated = fc.oneof(
       // Control characters are not HTTP: they belong to the malformed-HTTP test below.
-      fc.string({ unit: 'binary', minLength: 1, maxLength: 80 }).filter((s) => !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(s) && !/[\x00-\x08\x0a-\x1f\x7f]/.test(s) && s.trim() === s && s.length > 0),
+      fc
+        .string({ unit: 'binary', minLength: 1, maxLength: 80 })
+        .filter(
+          (s) =>
+            !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(s) &&
+            !/[\x00-\x08\x0a-\x1f\x7f]/.test(s) &&
+            s.trim() === s &&
+            s.length > 0,
+        ),
       fc.string({ minLength: 65, maxLength: 300 }).map((s) => `k${s.replace(/[\r\n]/g, 'x')}`),
     );
     const cases = [...fixed];
     fc.sample(generated, { seed: SEED, numRuns: 60 }).forEach((s) => cases.push(s));
     for (const key of cases) {
       const shown = (Buffer.isBuffer(key) ? key.toString('latin1') : key).slice(0, 40);
-      const answer = await send('POST', `/instruments/${instrumentId}/purchases`, { body: valid, headers: [['Idempotency-Key', key]] });
+      const answer = await send('POST', `/instruments/${instrumentId}/purchases`, {
+        body: valid,
+        headers: [['Idempotency-Key', key]],
+      });
       assertRefused(answer, `Idempotency-Key ${JSON.stringify(shown)}`);
-      assert.ok(!answer.headerNames.includes('x-injected') && !answer.headerNames.includes('set-cookie'), `no header smuggled into the answer: ${JSON.stringify(shown)}`);
+      assert.ok(
+        !answer.headerNames.includes('x-injected') && !answer.headerNames.includes('set-cookie'),
+        `no header smuggled into the answer: ${JSON.stringify(shown)}`,
+      );
     }
     assertNoViolations();
   });
@@ -322,10 +576,14 @@ describe('api: hostile input (property tests, real API process)', function () {
     ];
     const bare: string[] = [];
     for (const [name, key] of cases) {
-      const answer = await send('POST', `/instruments/${instrumentId}/purchases`, { body: valid, headers: [['Idempotency-Key', key]] });
+      const answer = await send('POST', `/instruments/${instrumentId}/purchases`, {
+        body: valid,
+        headers: [['Idempotency-Key', key]],
+      });
       tried++;
       assert.ok(answer.status >= 400 && answer.status < 500, `${name}: ${answer.status}`);
-      if (!PROBLEM.test(answer.headers['content-type'] ?? '')) bare.push(`${name} → ${answer.status} without problem+json`);
+      if (!PROBLEM.test(answer.headers['content-type'] ?? ''))
+        bare.push(`${name} → ${answer.status} without problem+json`);
     }
     assert.deepEqual(bare, [], 'malformed requests answered outside the error model');
   });
@@ -336,13 +594,30 @@ describe('api: hostile input (property tests, real API process)', function () {
       fc.asyncProperty(
         fc.oneof(
           // (Leading/trailing blanks are not part of a header value in HTTP: `key ` is the key.)
-          fc.constantFrom(`${DEV_API_KEY} x`, `x ${DEV_API_KEY}`, DEV_API_KEY.toUpperCase(), `${DEV_API_KEY}x`, DEV_API_KEY.slice(0, -1), 'k'.repeat(8_000), 'Bearer', 'null', '*', '\u00e9'),
+          fc.constantFrom(
+            `${DEV_API_KEY} x`,
+            `x ${DEV_API_KEY}`,
+            DEV_API_KEY.toUpperCase(),
+            `${DEV_API_KEY}x`,
+            DEV_API_KEY.slice(0, -1),
+            'k'.repeat(8_000),
+            'Bearer',
+            'null',
+            '*',
+            '\u00e9',
+          ),
           fc.string({ minLength: 1, maxLength: 100 }).filter((s) => !/[\r\n]/.test(s) && s.trim() !== DEV_API_KEY),
         ),
         fc.boolean(),
         async (key, bearer) => {
-          const header: [string, string | Buffer] = bearer ? ['Authorization', Buffer.from(`Bearer ${key}`, 'utf8')] : ['X-Api-Key', Buffer.from(key, 'utf8')];
-          const answer = await send('POST', `/instruments/${instrumentId}/purchases`, { body: valid, key: null, headers: [header, freshKey()] });
+          const header: [string, string | Buffer] = bearer
+            ? ['Authorization', Buffer.from(`Bearer ${key}`, 'utf8')]
+            : ['X-Api-Key', Buffer.from(key, 'utf8')];
+          const answer = await send('POST', `/instruments/${instrumentId}/purchases`, {
+            body: valid,
+            key: null,
+            headers: [header, freshKey()],
+          });
           assertRefused(answer, `key ${JSON.stringify(key.slice(0, 30))}`);
           assert.equal(answer.status, 401);
         },
@@ -357,19 +632,73 @@ describe('api: hostile input (property tests, real API process)', function () {
     const cases: Array<[string, string, string | Buffer, Array<[string, string]>?]> = [
       ['17 kB description', `/instruments/${instrumentId}/purchases`, big(17_000)],
       ['1 MB description', `/instruments/${instrumentId}/purchases`, big(1_000_000)],
-      ['1 MB create', `/customers/${customerId}/instruments`, JSON.stringify({ type: 'prepaid', fundingAmount: '1.00', currency: 'USD', description: '€'.repeat(400_000) })],
-      ['100k-element array', `/instruments/${instrumentId}/fund`, JSON.stringify(Array.from({ length: 100_000 }, () => 1))],
+      [
+        '1 MB create',
+        `/customers/${customerId}/instruments`,
+        JSON.stringify({ type: 'prepaid', fundingAmount: '1.00', currency: 'USD', description: '€'.repeat(400_000) }),
+      ],
+      [
+        '100k-element array',
+        `/instruments/${instrumentId}/fund`,
+        JSON.stringify(Array.from({ length: 100_000 }, () => 1)),
+      ],
       ['nested 5000 deep', `/instruments/${instrumentId}/purchases`, `${'['.repeat(5_000)}${']'.repeat(5_000)}`],
-      ['nested objects 3000 deep', `/instruments/${instrumentId}/settle`, `${'{"a":'.repeat(3_000)}1${'}'.repeat(3_000)}`],
-      ['lone surrogate', `/instruments/${instrumentId}/purchases`, '{"amount":"0.01","currency":"USD","description":"\\ud800"}'],
-      ['invalid UTF-8', `/instruments/${instrumentId}/purchases`, Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d])],
-      ['201-char unicode description', `/instruments/${instrumentId}/purchases`, JSON.stringify({ amount: '0.01', currency: 'USD', description: '😀'.repeat(201) })],
-      ['IPN form over 16 kB', '/fps/ipn', `notificationType=TransactionStatus&x=${'a'.repeat(20_000)}`, [['Content-Type', 'application/x-www-form-urlencoded']]],
-      ['IPN with 1000 parameters', '/fps/ipn', Array.from({ length: 1000 }, (_, i) => `p${i}=1`).join('&'), [['Content-Type', 'application/x-www-form-urlencoded']]],
-      ['JSON body sent as text/plain', `/instruments/${instrumentId}/purchases`, JSON.stringify({ amount: '0.01', currency: 'USD' }), [['Content-Type', 'text/plain']]],
-      ['JSON body as a form', `/instruments/${instrumentId}/purchases`, 'amount=0.01&currency=USD', [['Content-Type', 'application/x-www-form-urlencoded']]],
-      ['JSON with charset utf-16', `/instruments/${instrumentId}/purchases`, JSON.stringify({ amount: '0.01', currency: 'USD' }), [['Content-Type', 'application/json; charset=utf-16']]],
-      ['gzip that is not gzip', `/instruments/${instrumentId}/purchases`, JSON.stringify({ amount: '0.01', currency: 'USD' }), [['Content-Encoding', 'gzip']]],
+      [
+        'nested objects 3000 deep',
+        `/instruments/${instrumentId}/settle`,
+        `${'{"a":'.repeat(3_000)}1${'}'.repeat(3_000)}`,
+      ],
+      [
+        'lone surrogate',
+        `/instruments/${instrumentId}/purchases`,
+        '{"amount":"0.01","currency":"USD","description":"\\ud800"}',
+      ],
+      [
+        'invalid UTF-8',
+        `/instruments/${instrumentId}/purchases`,
+        Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d]),
+      ],
+      [
+        '201-char unicode description',
+        `/instruments/${instrumentId}/purchases`,
+        JSON.stringify({ amount: '0.01', currency: 'USD', description: '😀'.repeat(201) }),
+      ],
+      [
+        'IPN form over 16 kB',
+        '/fps/ipn',
+        `notificationType=TransactionStatus&x=${'a'.repeat(20_000)}`,
+        [['Content-Type', 'application/x-www-form-urlencoded']],
+      ],
+      [
+        'IPN with 1000 parameters',
+        '/fps/ipn',
+        Array.from({ length: 1000 }, (_, i) => `p${i}=1`).join('&'),
+        [['Content-Type', 'application/x-www-form-urlencoded']],
+      ],
+      [
+        'JSON body sent as text/plain',
+        `/instruments/${instrumentId}/purchases`,
+        JSON.stringify({ amount: '0.01', currency: 'USD' }),
+        [['Content-Type', 'text/plain']],
+      ],
+      [
+        'JSON body as a form',
+        `/instruments/${instrumentId}/purchases`,
+        'amount=0.01&currency=USD',
+        [['Content-Type', 'application/x-www-form-urlencoded']],
+      ],
+      [
+        'JSON with charset utf-16',
+        `/instruments/${instrumentId}/purchases`,
+        JSON.stringify({ amount: '0.01', currency: 'USD' }),
+        [['Content-Type', 'application/json; charset=utf-16']],
+      ],
+      [
+        'gzip that is not gzip',
+        `/instruments/${instrumentId}/purchases`,
+        JSON.stringify({ amount: '0.01', currency: 'USD' }),
+        [['Content-Encoding', 'gzip']],
+      ],
     ];
     for (const [name, path, body, headers] of cases) {
       const explicitType = headers?.some(([h]) => h === 'Content-Type');
@@ -378,11 +707,16 @@ describe('api: hostile input (property tests, real API process)', function () {
       if (/kB|MB|array/.test(name)) assert.equal(answer.status, 413, `${name}: ${answer.status}`);
     }
     await fc.assert(
-      fc.asyncProperty(fc.string({ unit: 'binary', maxLength: 200 }), fc.string({ unit: 'grapheme', maxLength: 50 }), hostileAmount, async (description, reason, amount) => {
-        const path = `/instruments/${instrumentId}/purchases`;
-        const body = JSON.stringify({ amount, currency: 'USD', description, reason });
-        assertRefused(await send('POST', path, { body, headers: [freshKey()] }), `unicode body ${body.slice(0, 80)}`);
-      }),
+      fc.asyncProperty(
+        fc.string({ unit: 'binary', maxLength: 200 }),
+        fc.string({ unit: 'grapheme', maxLength: 50 }),
+        hostileAmount,
+        async (description, reason, amount) => {
+          const path = `/instruments/${instrumentId}/purchases`;
+          const body = JSON.stringify({ amount, currency: 'USD', description, reason });
+          assertRefused(await send('POST', path, { body, headers: [freshKey()] }), `unicode body ${body.slice(0, 80)}`);
+        },
+      ),
       runs(60),
     );
     assertNoViolations();
@@ -390,15 +724,45 @@ describe('api: hostile input (property tests, real API process)', function () {
 
   it('FPS callbacks with arbitrary parameters: 400 (return) / 403 (IPN) / 415, never a 5xx', async () => {
     const params = fc.dictionary(
-      fc.oneof(fc.constantFrom('signature', 'signatureVersion', 'signatureMethod', 'certificateUrl', 'status', 'callerReference', 'callerReferenceSender', 'transactionId', 'transactionStatus', 'notificationType'), fc.string({ maxLength: 10 })),
-      fc.oneof(fc.string({ maxLength: 40 }), fc.constantFrom('2', 'RSA-SHA1', 'http://127.0.0.1:1/certs/PKICert.pem', 'file:///etc/passwd', `${instrumentId}:sender`, 'SUCCESS', 'SA')),
+      fc.oneof(
+        fc.constantFrom(
+          'signature',
+          'signatureVersion',
+          'signatureMethod',
+          'certificateUrl',
+          'status',
+          'callerReference',
+          'callerReferenceSender',
+          'transactionId',
+          'transactionStatus',
+          'notificationType',
+        ),
+        fc.string({ maxLength: 10 }),
+      ),
+      fc.oneof(
+        fc.string({ maxLength: 40 }),
+        fc.constantFrom(
+          '2',
+          'RSA-SHA1',
+          'http://127.0.0.1:1/certs/PKICert.pem',
+          'file:///etc/passwd',
+          `${instrumentId}:sender`,
+          'SUCCESS',
+          'SA',
+        ),
+      ),
       { maxKeys: 10 },
     );
     await fc.assert(
       fc.asyncProperty(params, fc.boolean(), async (p, asIpn) => {
         const query = new URLSearchParams(p).toString();
         const answer = asIpn
-          ? await send('POST', '/fps/ipn', { key: null, body: query, json: false, headers: [['Content-Type', 'application/x-www-form-urlencoded']] })
+          ? await send('POST', '/fps/ipn', {
+              key: null,
+              body: query,
+              json: false,
+              headers: [['Content-Type', 'application/x-www-form-urlencoded']],
+            })
           : await send('GET', `/fps/return?${query}`, { key: null });
         assertRefused(answer, `${asIpn ? 'IPN' : 'return'} ${query.slice(0, 120)}`);
       }),
@@ -410,7 +774,10 @@ describe('api: hostile input (property tests, real API process)', function () {
       ['IPN with repeated parameters', '/fps/ipn', 'signature=a&signature=b', 'application/x-www-form-urlencoded'],
       ['IPN with nested parameters', '/fps/ipn', 'a[b]=1&a[c]=2', 'application/x-www-form-urlencoded'],
     ] as const) {
-      assertRefused(await send('POST', path, { key: null, body, json: false, headers: [['Content-Type', type]] }), name);
+      assertRefused(
+        await send('POST', path, { key: null, body, json: false, headers: [['Content-Type', type]] }),
+        name,
+      );
     }
     for (const query of ['signature=a&signature=b', 'status[]=SA', '%zz=1', `status=${'S'.repeat(10_000)}`]) {
       assertRefused(await send('GET', `/fps/return?${query}`, { key: null }), `return ?${query.slice(0, 40)}`);
@@ -421,18 +788,48 @@ describe('api: hostile input (property tests, real API process)', function () {
   it('storefront backend: no session, a forged session, another origin, hostile bodies', async () => {
     const forged = `${storeCookie.split('=')[0]}=${customerId}.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA`;
     const valid = JSON.stringify({ type: 'prepaid', fundingAmount: '20.00' });
-    assertRefused(await send('POST', '/store/api/instruments', { key: null, body: valid }), 'store create without a session');
-    assertRefused(await send('POST', '/store/api/instruments', { key: null, body: valid, headers: [['Cookie', forged]] }), 'store create with a forged session');
-    assertRefused(await send('POST', '/store/api/instruments', { key: null, body: valid, headers: [['Cookie', storeCookie], ['Origin', 'https://evil.example']] }), 'store create from another origin');
-    assertRefused(await send('GET', `/store/api/instruments/${instrumentId}`, { key: null, headers: [['Cookie', storeCookie]] }), "another customer's instrument");
-    assertRefused(await send('POST', `/store/api/instruments/${instrumentId}/purchases`, { key: null, body: '{"itemId":"ebook"}', headers: [['Cookie', storeCookie], freshKey()] }), "purchase on another customer's instrument");
+    assertRefused(
+      await send('POST', '/store/api/instruments', { key: null, body: valid }),
+      'store create without a session',
+    );
+    assertRefused(
+      await send('POST', '/store/api/instruments', { key: null, body: valid, headers: [['Cookie', forged]] }),
+      'store create with a forged session',
+    );
+    assertRefused(
+      await send('POST', '/store/api/instruments', {
+        key: null,
+        body: valid,
+        headers: [
+          ['Cookie', storeCookie],
+          ['Origin', 'https://evil.example'],
+        ],
+      }),
+      'store create from another origin',
+    );
+    assertRefused(
+      await send('GET', `/store/api/instruments/${instrumentId}`, { key: null, headers: [['Cookie', storeCookie]] }),
+      "another customer's instrument",
+    );
+    assertRefused(
+      await send('POST', `/store/api/instruments/${instrumentId}/purchases`, {
+        key: null,
+        body: '{"itemId":"ebook"}',
+        headers: [['Cookie', storeCookie], freshKey()],
+      }),
+      "purchase on another customer's instrument",
+    );
     assertNoViolations();
   });
 
   it('nothing was started and nothing was charged', async () => {
     // Visibility is eventually consistent: give a stray start a moment to show.
     await new Promise((resolve) => setTimeout(resolve, 1_000));
-    assert.equal((await stack.client.workflow.count(queueQuery())).count, workflowsBefore, 'no new workflow on the stack task queue');
+    assert.equal(
+      (await stack.client.workflow.count(queueQuery())).count,
+      workflowsBefore,
+      'no new workflow on the stack task queue',
+    );
     const mine = await call(stack, 'GET', `/customers/${customerId}/instruments`);
     assert.equal(mine.body.instruments.length, 1, `only the instrument this test created: ${mine.text}`);
     assert.equal(await moneyFingerprint(stack), ledgerBefore, 'the sandbox ledger did not move');
@@ -449,7 +846,10 @@ describe('api: rate limiting per API key (api/rate-limit.ts)', function () {
   it('the limiter: a burst, then 429 problem+json with Retry-After; other keys and callbacks unaffected; tokens come back', async () => {
     let now = 1_000_000;
     const client = await testClient();
-    const { app } = createApi({ client, config: { ...config(), api: { ...config().api, apiKeys: [DEV_API_KEY, 'second-merchant-key'] } } });
+    const { app } = createApi({
+      client,
+      config: { ...config(), api: { ...config().api, apiKeys: [DEV_API_KEY, 'second-merchant-key'] } },
+    });
     const outer = express();
     outer.use(rateLimit({ perSecond: 2, burst: 5, now: () => now }));
     outer.use(app);
@@ -457,10 +857,14 @@ describe('api: rate limiting per API key (api/rate-limit.ts)', function () {
       const s = outer.listen(0, '127.0.0.1', () => resolve(s));
     });
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const get = (key: string, path = '/instruments/ins_ratelimitedaaaaaaaaaa') => fetch(`${url}${path}`, { headers: { 'x-api-key': key } });
+    const get = (key: string, path = '/instruments/ins_ratelimitedaaaaaaaaaa') =>
+      fetch(`${url}${path}`, { headers: { 'x-api-key': key } });
     try {
       const first = await Promise.all(Array.from({ length: 5 }, () => get(DEV_API_KEY)));
-      assert.deepEqual(first.map((r) => r.status), [404, 404, 404, 404, 404]);
+      assert.deepEqual(
+        first.map((r) => r.status),
+        [404, 404, 404, 404, 404],
+      );
       const limited = await get(DEV_API_KEY);
       assert.equal(limited.status, 429);
       assert.match(limited.headers.get('content-type') ?? '', PROBLEM);
@@ -487,20 +891,31 @@ describe('api: rate limiting per API key (api/rate-limit.ts)', function () {
     const api = await spawnService({
       name: 'rate-limit-api',
       script: 'api/main.ts',
-      env: { ...stack.env, API_PORT: String(port), API_PUBLIC_URL: `http://127.0.0.1:${port}`, API_RATE_LIMIT_PER_SECOND: '1', API_RATE_LIMIT_BURST: '3' },
+      env: {
+        ...stack.env,
+        API_PORT: String(port),
+        API_PUBLIC_URL: `http://127.0.0.1:${port}`,
+        API_RATE_LIMIT_PER_SECOND: '1',
+        API_RATE_LIMIT_BURST: '3',
+      },
       readyUrl: `http://127.0.0.1:${port}/readyz`,
     });
     try {
       const statuses: number[] = [];
       for (let i = 0; i < 6; i++) {
-        const r = await fetch(`http://127.0.0.1:${port}/instruments/ins_ratelimitedaaaaaaaaaa`, { headers: { 'x-api-key': stack.apiKey } });
+        const r = await fetch(`http://127.0.0.1:${port}/instruments/ins_ratelimitedaaaaaaaaaa`, {
+          headers: { 'x-api-key': stack.apiKey },
+        });
         statuses.push(r.status);
         if (r.status === 429) {
           assert.match(r.headers.get('content-type') ?? '', PROBLEM);
           assert.ok(Number(r.headers.get('retry-after')) >= 1, 'Retry-After');
         }
       }
-      assert.ok(statuses.includes(429), `6 requests at once with a burst of 3 must meet a 429; got ${statuses.join(', ')}. Mount it in api/app.ts: see api/rate-limit.ts`);
+      assert.ok(
+        statuses.includes(429),
+        `6 requests at once with a burst of 3 must meet a 429; got ${statuses.join(', ')}. Mount it in api/app.ts: see api/rate-limit.ts`,
+      );
     } finally {
       await api.stop();
     }

@@ -23,7 +23,8 @@ describe('api: instruments and operations against the real stack (processes)', f
   });
 
   const ledger = async (callerReference: string) =>
-    (await sandboxAdmin(stack, `/admin/transactions?callerReference=${encodeURIComponent(callerReference)}`)).transactions as any[];
+    (await sandboxAdmin(stack, `/admin/transactions?callerReference=${encodeURIComponent(callerReference)}`))
+      .transactions as any[];
   const get = (instrumentId: string) => call(stack, 'GET', `/instruments/${instrumentId}`);
   const buy = (instrumentId: string, amount: string, key?: string, extra: Record<string, unknown> = {}) =>
     call(stack, 'POST', `/instruments/${instrumentId}/purchases`, {
@@ -36,7 +37,9 @@ describe('api: instruments and operations against the real stack (processes)', f
     let workflowId: string;
 
     it('is awaiting authorization until the buyer approves; purchases are 409 until then', async () => {
-      const created = await call(stack, 'POST', '/customers/cust-prepaid/instruments', { body: { type: 'prepaid', fundingAmount: '20.00', currency: 'USD' } });
+      const created = await call(stack, 'POST', '/customers/cust-prepaid/instruments', {
+        body: { type: 'prepaid', fundingAmount: '20.00', currency: 'USD' },
+      });
       assert.equal(created.status, 201, created.text);
       ({ instrumentId, workflowId } = created.body);
       const before = await get(instrumentId);
@@ -44,7 +47,9 @@ describe('api: instruments and operations against the real stack (processes)', f
       assert.equal(before.body.state, 'awaitingAuthorization');
       assertProblem(await buy(instrumentId, '1.00'), 409, 'invalid_state');
 
-      const returned = await fetch(await cbuiDecision(created.body.authorizationUrl, 'approve'), { redirect: 'manual' });
+      const returned = await fetch(await cbuiDecision(created.body.authorizationUrl, 'approve'), {
+        redirect: 'manual',
+      });
       assert.equal(returned.status, 303);
       assert.equal(returned.headers.get('location'), `/?instrument=${instrumentId}&authorization=authorized`);
       const active = await until('active and funded', async () => {
@@ -88,7 +93,10 @@ describe('api: instruments and operations against the real stack (processes)', f
     it('the same key with another amount, or for another operation, is 409', async () => {
       assertProblem(await buy(instrumentId, '5.99', 'order-1001'), 409, 'idempotency_key_reused', 'Idempotency-Key');
       assertProblem(
-        await call(stack, 'POST', `/instruments/${instrumentId}/fund`, { body: { amount: '4.99', currency: 'USD' }, headers: { 'idempotency-key': 'order-1001' } }),
+        await call(stack, 'POST', `/instruments/${instrumentId}/fund`, {
+          body: { amount: '4.99', currency: 'USD' },
+          headers: { 'idempotency-key': 'order-1001' },
+        }),
         409,
         'idempotency_key_reused',
       );
@@ -127,41 +135,70 @@ describe('api: instruments and operations against the real stack (processes)', f
       assert.equal(record.status, 'Success');
       assert.deepEqual(settled.body.balance, money('12.89'));
       // The sandbox told the API by IPN, and the API signalled the workflow.
-      await until('IPN signalled', async () => stack.apiLog().includes(`"instrumentId":"${instrumentId}","callerReference":"${instrumentId}:pay:pending-1"`));
+      await until('IPN signalled', async () =>
+        stack.apiLog().includes(`"instrumentId":"${instrumentId}","callerReference":"${instrumentId}:pay:pending-1"`),
+      );
     });
 
     it('422 for more than the balance and for another currency; nothing reaches FPS', async () => {
       assertProblem(await buy(instrumentId, '100.00', 'too-much'), 422, 'limit_exceeded', 'amount');
-      assertProblem(await call(stack, 'POST', `/instruments/${instrumentId}/purchases`, { body: { amount: '1.00', currency: 'EUR' }, headers: { 'idempotency-key': 'euro' } }), 422, 'invalid_currency', 'currency');
+      assertProblem(
+        await call(stack, 'POST', `/instruments/${instrumentId}/purchases`, {
+          body: { amount: '1.00', currency: 'EUR' },
+          headers: { 'idempotency-key': 'euro' },
+        }),
+        422,
+        'invalid_currency',
+        'currency',
+      );
       assert.equal((await ledger(`${instrumentId}:pay:too-much`)).length, 0);
     });
 
     it('refunds a purchase (201), refuses an unknown one (422); funds (201); settle is 409 on prepaid', async () => {
-      const refund = await call(stack, 'POST', `/instruments/${instrumentId}/refunds`, { body: { purchaseId: 'order-1001' }, headers: { 'idempotency-key': 'refund-1' } });
+      const refund = await call(stack, 'POST', `/instruments/${instrumentId}/refunds`, {
+        body: { purchaseId: 'order-1001' },
+        headers: { 'idempotency-key': 'refund-1' },
+      });
       assert.equal(refund.status, 201, refund.text);
       assert.equal(refund.body.operation, 'refund');
       assert.deepEqual(refund.body.amount, money('4.99'));
-      assertProblem(await call(stack, 'POST', `/instruments/${instrumentId}/refunds`, { body: { purchaseId: 'no-such-order' } }), 422, 'unknown_purchase', 'purchaseId');
       assertProblem(
-        await call(stack, 'POST', `/instruments/${instrumentId}/refunds`, { body: { purchaseId: 'song-7', amount: '0.99', currency: 'EUR' } }),
+        await call(stack, 'POST', `/instruments/${instrumentId}/refunds`, { body: { purchaseId: 'no-such-order' } }),
+        422,
+        'unknown_purchase',
+        'purchaseId',
+      );
+      assertProblem(
+        await call(stack, 'POST', `/instruments/${instrumentId}/refunds`, {
+          body: { purchaseId: 'song-7', amount: '0.99', currency: 'EUR' },
+        }),
         422,
         'invalid_currency',
         'currency',
       );
 
       // The sandbox caps a prepaid balance at the set-up funding amount ($20.00).
-      const fund = await call(stack, 'POST', `/instruments/${instrumentId}/fund`, { body: { amount: '2.00', currency: 'USD' }, headers: { 'idempotency-key': 'topup-1' } });
+      const fund = await call(stack, 'POST', `/instruments/${instrumentId}/fund`, {
+        body: { amount: '2.00', currency: 'USD' },
+        headers: { 'idempotency-key': 'topup-1' },
+      });
       assert.equal(fund.status, 201, fund.text);
       const after = await until('refund and funding applied', async () => {
         const got = await get(instrumentId);
         return got.body.pending.length === 0 && got;
       });
       assert.deepEqual(after.body.balance, money('19.88'));
-      assertProblem(await call(stack, 'POST', `/instruments/${instrumentId}/settle`, { body: {} }), 409, 'invalid_state');
+      assertProblem(
+        await call(stack, 'POST', `/instruments/${instrumentId}/settle`, { body: {} }),
+        409,
+        'invalid_state',
+      );
     });
 
     it('closes (200); afterwards operations are refused with 409 and reads still work', async () => {
-      const closed = await call(stack, 'POST', `/instruments/${instrumentId}/close`, { body: { reason: 'customer left' } });
+      const closed = await call(stack, 'POST', `/instruments/${instrumentId}/close`, {
+        body: { reason: 'customer left' },
+      });
       assert.equal(closed.status, 200, closed.text);
       assert.equal(closed.body.state, 'closed');
       const refused = await buy(instrumentId, '1.00', 'after-close');
@@ -178,7 +215,12 @@ describe('api: instruments and operations against the real stack (processes)', f
 
   describe('postpaid', () => {
     it('purchases accrue debt up to the credit limit; settle clears it; write-off closes the account', async () => {
-      const { instrumentId } = await activeInstrument(stack, 'cust-postpaid', { type: 'postpaid', creditLimit: '50.00', globalAmountLimit: '500.00', currency: 'USD' });
+      const { instrumentId } = await activeInstrument(stack, 'cust-postpaid', {
+        type: 'postpaid',
+        creditLimit: '50.00',
+        globalAmountLimit: '500.00',
+        currency: 'USD',
+      });
       assert.equal((await buy(instrumentId, '2.49', 'skin-1')).status, 201);
       assert.equal((await buy(instrumentId, '4.99', 'book-1')).status, 201);
       const owing = await get(instrumentId);
@@ -186,7 +228,10 @@ describe('api: instruments and operations against the real stack (processes)', f
       assert.deepEqual(owing.body.creditLimit, money('50.00'));
       assertProblem(await buy(instrumentId, '45.00', 'too-much'), 422, 'limit_exceeded', 'amount');
 
-      const settle = await call(stack, 'POST', `/instruments/${instrumentId}/settle`, { body: {}, headers: { 'idempotency-key': 'settle-1' } });
+      const settle = await call(stack, 'POST', `/instruments/${instrumentId}/settle`, {
+        body: {},
+        headers: { 'idempotency-key': 'settle-1' },
+      });
       assert.ok([200, 202].includes(settle.status), settle.text);
       assert.equal(settle.body.operation, 'settle');
       const settled = await until('debt settled', async () => {
@@ -203,7 +248,10 @@ describe('api: instruments and operations against the real stack (processes)', f
         return got.body.state === 'closed' && got;
       });
       assert.deepEqual(closed.body.debt, money('0.00'));
-      const credit = await sandboxAdmin(stack, `/admin/credit/${(await ledger(`${instrumentId}:pay:book-2`))[0].instrumentId}`);
+      const credit = await sandboxAdmin(
+        stack,
+        `/admin/credit/${(await ledger(`${instrumentId}:pay:book-2`))[0].instrumentId}`,
+      );
       assert.equal(credit.settledTotal.value, '7.48');
       assert.equal(credit.writtenOffTotal.value, '3.00');
       assert.equal(credit.debt.value, '0.00');
@@ -212,18 +260,31 @@ describe('api: instruments and operations against the real stack (processes)', f
 
   describe('single use', () => {
     it('reserve then capture', async () => {
-      const { instrumentId } = await activeInstrument(stack, 'cust-single', { type: 'single-use', amount: '9.99', currency: 'USD', singleUseMode: 'reserve' });
+      const { instrumentId } = await activeInstrument(stack, 'cust-single', {
+        type: 'single-use',
+        amount: '9.99',
+        currency: 'USD',
+        singleUseMode: 'reserve',
+      });
       const reserved = await buy(instrumentId, '9.99', 'gift-1');
       assert.equal(reserved.status, 201, reserved.text);
       assert.equal(reserved.body.transactionStatus, 'Reserved');
-      const captured = await call(stack, 'POST', `/instruments/${instrumentId}/capture`, { body: {}, headers: { 'idempotency-key': 'capture-1' } });
+      const captured = await call(stack, 'POST', `/instruments/${instrumentId}/capture`, {
+        body: {},
+        headers: { 'idempotency-key': 'capture-1' },
+      });
       assert.equal(captured.status, 200, captured.text);
       assert.equal(captured.body.operation, 'capture');
       assertProblem(await call(stack, 'POST', `/instruments/${instrumentId}/void`, { body: {} }), 409, 'invalid_state');
     });
 
     it('reserve then void', async () => {
-      const { instrumentId } = await activeInstrument(stack, 'cust-single', { type: 'single-use', amount: '3.00', currency: 'USD', singleUseMode: 'reserve' });
+      const { instrumentId } = await activeInstrument(stack, 'cust-single', {
+        type: 'single-use',
+        amount: '3.00',
+        currency: 'USD',
+        singleUseMode: 'reserve',
+      });
       assert.equal((await buy(instrumentId, '3.00', 'gift-2')).status, 201);
       const voided = await call(stack, 'POST', `/instruments/${instrumentId}/void`, { body: {} });
       assert.equal(voided.status, 200, voided.text);
@@ -231,7 +292,11 @@ describe('api: instruments and operations against the real stack (processes)', f
     });
 
     it('pay once; a second purchase is refused', async () => {
-      const { instrumentId } = await activeInstrument(stack, 'cust-single', { type: 'single-use', amount: '1.50', currency: 'USD' });
+      const { instrumentId } = await activeInstrument(stack, 'cust-single', {
+        type: 'single-use',
+        amount: '1.50',
+        currency: 'USD',
+      });
       const paid = await buy(instrumentId, '1.50', 'once');
       assert.equal(paid.status, 201, paid.text);
       assert.equal(paid.body.transactionStatus, 'Success');
@@ -241,19 +306,28 @@ describe('api: instruments and operations against the real stack (processes)', f
   });
 
   it('an aborted authorization closes the instrument', async () => {
-    const created = await call(stack, 'POST', '/customers/cust-abort/instruments', { body: { type: 'prepaid', fundingAmount: '10.00', currency: 'USD' } });
+    const created = await call(stack, 'POST', '/customers/cust-abort/instruments', {
+      body: { type: 'prepaid', fundingAmount: '10.00', currency: 'USD' },
+    });
     const returned = await fetch(await cbuiDecision(created.body.authorizationUrl, 'abort'), { redirect: 'manual' });
     assert.equal(returned.headers.get('location'), `/?instrument=${created.body.instrumentId}&authorization=aborted`);
     await until('closed after abort', async () => (await get(created.body.instrumentId)).body.state === 'closed');
   });
 
   it('many concurrent purchases on one instrument all succeed once (Update back-pressure is retried)', async () => {
-    const { instrumentId } = await activeInstrument(stack, 'cust-burst', { type: 'prepaid', fundingAmount: '100.00', currency: 'USD' });
+    const { instrumentId } = await activeInstrument(stack, 'cust-burst', {
+      type: 'prepaid',
+      fundingAmount: '100.00',
+      currency: 'USD',
+    });
     const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => buy(instrumentId, '0.10', `burst-${i}`)));
     assert.deepEqual(
       answers.map((a) => a.status),
       answers.map(() => 201),
-      answers.filter((a) => a.status !== 201).map((a) => a.text).join('\n'),
+      answers
+        .filter((a) => a.status !== 201)
+        .map((a) => a.text)
+        .join('\n'),
     );
     assert.deepEqual((await get(instrumentId)).body.balance, money('97.00'));
     for (const i of [0, 14, 29]) assert.equal((await ledger(`${instrumentId}:pay:burst-${i}`)).length, 1);
@@ -281,7 +355,11 @@ describe('api: instruments and operations against the real stack (processes)', f
     });
 
     it('stops cleanly on SIGTERM (requests in flight finish, exit code 0) and comes back', async () => {
-      const { instrumentId } = await activeInstrument(stack, 'cust-shutdown', { type: 'prepaid', fundingAmount: '5.00', currency: 'USD' });
+      const { instrumentId } = await activeInstrument(stack, 'cust-shutdown', {
+        type: 'prepaid',
+        fundingAmount: '5.00',
+        currency: 'USD',
+      });
       const inFlight = buy(instrumentId, '1.00', 'during-shutdown');
       await new Promise((resolve) => setTimeout(resolve, 5));
       const exit = await stack.api.stop('SIGTERM');

@@ -62,13 +62,42 @@ async function startStack(): Promise<Stack> {
   };
   const apiLogFile = path.join(config().root, 'test-artifacts', 'api-test-api.log');
   const apiLogStart = existsSync(apiLogFile) ? statSync(apiLogFile).size : 0;
-  const sandbox = await spawnService({ name: 'api-test-sandbox', script: 'sandbox/main.ts', env, readyUrl: `${sandboxUrl}/healthz` });
+  const sandbox = await spawnService({
+    name: 'api-test-sandbox',
+    script: 'sandbox/main.ts',
+    env,
+    readyUrl: `${sandboxUrl}/healthz`,
+  });
   const [worker, api] = await Promise.all([
-    spawnService({ name: 'api-test-worker', script: 'worker/main.ts', env, readyLine: 'worker started', readyTimeoutMs: 120_000 }),
-    spawnService({ name: 'api-test-api', script: 'api/main.ts', env, readyUrl: `${apiUrl}/readyz`, logFile: apiLogFile }),
+    spawnService({
+      name: 'api-test-worker',
+      script: 'worker/main.ts',
+      env,
+      readyLine: 'worker started',
+      readyTimeoutMs: 120_000,
+    }),
+    spawnService({
+      name: 'api-test-api',
+      script: 'api/main.ts',
+      env,
+      readyUrl: `${apiUrl}/readyz`,
+      logFile: apiLogFile,
+    }),
   ]);
   const apiLog = () => readFileSync(apiLogFile).subarray(apiLogStart).toString('utf8');
-  return { apiUrl, sandboxUrl, apiKey: DEV_API_KEY, client: await testClient(), taskQueue, sandboxDataDir, env, api, sandbox, worker, apiLog };
+  return {
+    apiUrl,
+    sandboxUrl,
+    apiKey: DEV_API_KEY,
+    client: await testClient(),
+    taskQueue,
+    sandboxDataDir,
+    env,
+    api,
+    sandbox,
+    worker,
+    apiLog,
+  };
 }
 
 export interface InProcessApi extends MerchantApi {
@@ -96,19 +125,31 @@ export async function startInProcessApi(): Promise<InProcessApi> {
   const sandbox = await spawnService({
     name: 'api-inproc-sandbox',
     script: 'sandbox/main.ts',
-    env: { SANDBOX_PORT: String(sandboxPort), SANDBOX_PUBLIC_URL: sandboxUrl, SANDBOX_DATA_DIR: sandboxDataDir, SANDBOX_IPN_URL: `${apiUrl}/fps/ipn` },
+    env: {
+      SANDBOX_PORT: String(sandboxPort),
+      SANDBOX_PUBLIC_URL: sandboxUrl,
+      SANDBOX_DATA_DIR: sandboxDataDir,
+      SANDBOX_IPN_URL: `${apiUrl}/fps/ipn`,
+    },
     readyUrl: `${sandboxUrl}/healthz`,
   });
   const base = config();
   const cfg: Config = {
     ...base,
     temporal: { ...base.temporal, address: temporal.address, taskQueue: uniqueTaskQueue('api-inproc') },
-    fps: { ...base.fps, cbuiEndpoint: `${sandboxUrl}/cobranded-ui/actions/start`, certificateUrlAllowlist: [`${sandboxUrl}/certs/`] },
+    fps: {
+      ...base.fps,
+      cbuiEndpoint: `${sandboxUrl}/cobranded-ui/actions/start`,
+      certificateUrlAllowlist: [`${sandboxUrl}/certs/`],
+    },
     api: { ...base.api, port: apiPort, publicUrl: apiUrl, apiKeys: [DEV_API_KEY] },
   };
   const client = await testClient();
   // Its request log goes beside the service logs, not into mocha's output.
-  const logger = pino({ base: { service: 'api-inproc' } }, pino.destination({ dest: path.join(cfg.root, 'test-artifacts', 'api-inproc.log'), mkdir: true, sync: false }));
+  const logger = pino(
+    { base: { service: 'api-inproc' } },
+    pino.destination({ dest: path.join(cfg.root, 'test-artifacts', 'api-inproc.log'), mkdir: true, sync: false }),
+  );
   const api = createApi({ client, config: cfg, logger });
   const server: Server = await new Promise((resolve) => {
     const s = api.app.listen(apiPort, '127.0.0.1', () => resolve(s));
@@ -143,7 +184,13 @@ export async function call<T = any>(
   s: Pick<Stack, 'apiUrl' | 'apiKey'>,
   method: string,
   path: string,
-  options: { body?: unknown; raw?: string; headers?: Record<string, string>; key?: string | null; redirect?: 'manual' | 'follow' } = {},
+  options: {
+    body?: unknown;
+    raw?: string;
+    headers?: Record<string, string>;
+    key?: string | null;
+    redirect?: 'manual' | 'follow';
+  } = {},
 ): Promise<Answer<T>> {
   const headers: Record<string, string> = { ...(options.headers ?? {}) };
   const key = options.key === undefined ? s.apiKey : options.key;
@@ -168,7 +215,8 @@ export async function call<T = any>(
 export async function cbuiDecision(authorizationUrl: string, decision: 'approve' | 'abort'): Promise<string> {
   const response = await fetch(authorizationUrl, { headers: { 'x-sandbox-decision': decision }, redirect: 'manual' });
   const location = response.headers.get('location');
-  if (response.status !== 302 || !location) throw new Error(`CBUI decision: HTTP ${response.status} ${await response.text()}`);
+  if (response.status !== 302 || !location)
+    throw new Error(`CBUI decision: HTTP ${response.status} ${await response.text()}`);
   return location;
 }
 
@@ -182,7 +230,12 @@ export function sandboxPrivateKey(s: Pick<Stack, 'sandboxDataDir'>): string {
   return readFileSync(path.join(s.sandboxDataDir, 'sandbox-key.pem'), 'utf8');
 }
 
-export async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 15_000, intervalMs = 100): Promise<T> {
+export async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false>,
+  timeoutMs = 15_000,
+  intervalMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -192,7 +245,8 @@ export async function until<T>(what: string, probe: () => Promise<T | undefined 
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }

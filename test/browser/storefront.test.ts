@@ -19,14 +19,24 @@ describe('storefront in a browser (prepaid and postpaid journeys)', function () 
 
   before(async function () {
     if (!existsSync(CHROMIUM)) {
-      throw new Error(`Chromium not found at ${CHROMIUM}. Install it (apt-get install -y chromium) or set CHROMIUM_PATH; this test is never skipped.`);
+      throw new Error(
+        `Chromium not found at ${CHROMIUM}. Install it (apt-get install -y chromium) or set CHROMIUM_PATH; this test is never skipped.`,
+      );
     }
     mkdirSync(ARTIFACTS, { recursive: true });
     [stack, browser] = await Promise.all([
       getStack(),
       chromium.launch({
         executablePath: CHROMIUM,
-        args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+        args: [
+          '--headless',
+          '--no-sandbox',
+          '--disable-gpu',
+          '--no-first-run',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+        ],
       }),
     ]);
   });
@@ -41,7 +51,8 @@ describe('storefront in a browser (prepaid and postpaid journeys)', function () 
     return page;
   }
 
-  const shot = (page: Page, name: string) => page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
+  const shot = (page: Page, name: string) =>
+    page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
   const figure = (page: Page) => page.locator('#primary-figure').textContent();
 
   /** From the storefront through the sandbox CBUI page (clicking Approve) back to an active instrument. */
@@ -66,7 +77,11 @@ describe('storefront in a browser (prepaid and postpaid journeys)', function () 
 
   async function buy(page: Page, itemId: string, expectMessage: RegExp): Promise<void> {
     await page.locator(`#catalogue button[data-item="${itemId}"]:enabled`).click();
-    await until(`message ${expectMessage}`, async () => expectMessage.test((await page.locator('#message').textContent()) ?? ''), 20_000);
+    await until(
+      `message ${expectMessage}`,
+      async () => expectMessage.test((await page.locator('#message').textContent()) ?? ''),
+      20_000,
+    );
   }
 
   /** The instrument through the merchant API, settled: nothing pending. */
@@ -83,7 +98,10 @@ describe('storefront in a browser (prepaid and postpaid journeys)', function () 
     const purchases = snapshot.transactions.filter((t: any) => t.operation === 'purchase');
     const rows = [];
     for (const t of purchases) {
-      const { transactions } = await sandboxAdmin(stack, `/admin/transactions?callerReference=${encodeURIComponent(t.callerReference)}`);
+      const { transactions } = await sandboxAdmin(
+        stack,
+        `/admin/transactions?callerReference=${encodeURIComponent(t.callerReference)}`,
+      );
       rows.push(...transactions);
     }
     return { snapshot, rows };
@@ -99,22 +117,36 @@ describe('storefront in a browser (prepaid and postpaid journeys)', function () 
     await buy(page, 'song', /Bought Song for \$0\.99/);
     await until('balance $14.02', async () => (await figure(page)) === '$14.02');
     await buy(page, 'pending-demo', /Pending demo: payment pending/);
-    await until('pending settled, balance $12.89', async () => (await figure(page)) === '$12.89' && (await page.locator('#state').textContent()) === 'active', 20_000);
+    await until(
+      'pending settled, balance $12.89',
+      async () => (await figure(page)) === '$12.89' && (await page.locator('#state').textContent()) === 'active',
+      20_000,
+    );
     await buy(page, 'declined-demo', /Declined demo: payment declined \(TransactionDenied\)/);
     assert.equal(await figure(page), '$12.89');
     assert.equal(await page.locator('#purchase-count').textContent(), '3');
     const rows = await page.locator('#transactions tr').allTextContents();
-    assert.ok(rows.some((r) => r.includes('$1.13') && r.includes('Success')), rows.join('\n'));
-    assert.ok(rows.some((r) => r.includes('$0.51') && /Declined|Failure/.test(r)), rows.join('\n'));
+    assert.ok(
+      rows.some((r) => r.includes('$1.13') && r.includes('Success')),
+      rows.join('\n'),
+    );
+    assert.ok(
+      rows.some((r) => r.includes('$0.51') && /Declined|Failure/.test(r)),
+      rows.join('\n'),
+    );
 
     const link = await page.locator('#temporal-link').getAttribute('href');
     assert.equal(link, `${config().temporal.uiUrl}/namespaces/default/workflows/instrument-${instrumentId}`);
     await shot(page, 'prepaid-3-after-purchases');
     // The README's screenshot is refreshed on request only, so a test run leaves the tree clean.
-    if (process.env.UPDATE_DOCS_SCREENSHOT === '1') copyFileSync(path.join(ARTIFACTS, 'prepaid-3-after-purchases.png'), SCREENSHOT_FOR_README);
+    if (process.env.UPDATE_DOCS_SCREENSHOT === '1')
+      copyFileSync(path.join(ARTIFACTS, 'prepaid-3-after-purchases.png'), SCREENSHOT_FOR_README);
 
     const { rows: ledger } = await ledgerPurchases(instrumentId);
-    const succeeded = ledger.filter((r: any) => r.operation === 'PAY' && r.status === 'Success').map((r: any) => r.amount.value).sort();
+    const succeeded = ledger
+      .filter((r: any) => r.operation === 'PAY' && r.status === 'Success')
+      .map((r: any) => r.amount.value)
+      .sort();
     assert.deepEqual(succeeded, ['0.99', '1.13', '4.99']);
     const prepaid = await sandboxAdmin(stack, `/admin/prepaid/${ledger[0].instrumentId}`);
     assert.equal(prepaid.balance.value, '12.89');
@@ -135,7 +167,13 @@ describe('storefront in a browser (prepaid and postpaid journeys)', function () 
     await shot(page, 'postpaid-3-after-purchases');
 
     const { rows: ledger } = await ledgerPurchases(instrumentId);
-    assert.deepEqual(ledger.filter((r: any) => r.status === 'Success').map((r: any) => r.amount.value).sort(), ['2.49', '4.99']);
+    assert.deepEqual(
+      ledger
+        .filter((r: any) => r.status === 'Success')
+        .map((r: any) => r.amount.value)
+        .sort(),
+      ['2.49', '4.99'],
+    );
     const credit = await sandboxAdmin(stack, `/admin/credit/${ledger[0].instrumentId}`);
     assert.equal(credit.debt.value, '7.48');
     assert.equal(credit.creditLimit.value, '50.00');
@@ -151,7 +189,10 @@ describe('storefront in a browser (prepaid and postpaid journeys)', function () 
     const stranger = await newPage();
     await stranger.goto(`${stack.apiUrl}/`);
     await stranger.locator('#setup').waitFor({ state: 'visible' });
-    const answer = await stranger.evaluate(async (id) => (await fetch(`/store/api/instruments/${id}`)).status, instrumentId);
+    const answer = await stranger.evaluate(
+      async (id) => (await fetch(`/store/api/instruments/${id}`)).status,
+      instrumentId,
+    );
     assert.equal(answer, 404);
   });
 });

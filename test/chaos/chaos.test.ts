@@ -40,7 +40,12 @@ describe('chaos: nothing lost, nothing charged twice, whatever breaks', function
 
   before(async function () {
     this.timeout(180_000);
-    stack = await startProcessStack({ name: 'chaos', temporal: 'own', ipnRelay: true, workerEnv: { FPS_TIMEOUT_MS: String(FPS_TIMEOUT_MS) } });
+    stack = await startProcessStack({
+      name: 'chaos',
+      temporal: 'own',
+      ipnRelay: true,
+      workerEnv: { FPS_TIMEOUT_MS: String(FPS_TIMEOUT_MS) },
+    });
   });
   after(async () => {
     if (table.length) console.log(`\n${formatStatsTable(table)}\n`);
@@ -58,14 +63,26 @@ describe('chaos: nothing lost, nothing charged twice, whatever breaks', function
   });
 
   /** One scenario: fresh instruments, the load and `chaos` side by side, then the verdict. */
-  async function scenario(name: string, index: number, chaos: (faults: Record<string, number>, random: () => number) => Promise<void>, mix: AmountMix = DEFAULT_MIX) {
+  async function scenario(
+    name: string,
+    index: number,
+    chaos: (faults: Record<string, number>, random: () => number) => Promise<void>,
+    mix: AmountMix = DEFAULT_MIX,
+  ) {
     const started = Date.now();
     const random = prng(SEED + index);
     const instruments = await createInstruments(stack, name, { prepaid: 6, postpaid: 6, 'single-use': 2 });
     const faults: Record<string, number> = {};
     const relayBefore = { ...(stack.relay?.stats ?? { duplicated: 0, reordered: 0, received: 0 }) };
     const [load] = await Promise.all([
-      runLoad(stack, instruments, { scenario: name, durationMs: DURATION_MS, maxPurchases: MAX_PURCHASES, concurrency: CONCURRENCY, seed: SEED + index, mix }),
+      runLoad(stack, instruments, {
+        scenario: name,
+        durationMs: DURATION_MS,
+        maxPurchases: MAX_PURCHASES,
+        concurrency: CONCURRENCY,
+        seed: SEED + index,
+        mix,
+      }),
       chaos(faults, random),
     ]);
     await resolvePending(stack, load.purchases, 120_000);
@@ -81,7 +98,9 @@ describe('chaos: nothing lost, nothing charged twice, whatever breaks', function
     }
     const { stats, problems } = await verify(stack, name, instruments, load, faults, started);
     table.push(stats);
-    console.log(`      ${name}: ${stats.attempted} purchases, ${stats.approved} approved, ${stats.declined} declined, ${stats.pendingResolved} pending→resolved, ${stats.unobservable} unobservable, lost ${stats.lost}, double-charged ${stats.doubleCharged}, discrepancies ${stats.discrepancies} (${stats.seconds} s)`);
+    console.log(
+      `      ${name}: ${stats.attempted} purchases, ${stats.approved} approved, ${stats.declined} declined, ${stats.pendingResolved} pending→resolved, ${stats.unobservable} unobservable, lost ${stats.lost}, double-charged ${stats.doubleCharged}, discrepancies ${stats.discrepancies} (${stats.seconds} s)`,
+    );
     assert.ok(stats.attempted >= 20, `the load ran (${stats.attempted} purchases)`);
     assert.equal(stats.lost, 0, problems.join('\n'));
     assert.equal(stats.doubleCharged, 0, problems.join('\n'));
@@ -97,71 +116,112 @@ describe('chaos: nothing lost, nothing charged twice, whatever breaks', function
 
   it('the worker is killed with SIGKILL at random moments and restarted', async () => {
     await scenario('worker-kill', 1, async (faults, random) => {
-      await atRandomMoments(3, DURATION_MS, random, async () => {
-        await stack.worker.kill9();
-        count(faults, 'kill -9 worker');
-        await stack.worker.restart();
-      }, 0.1, 0.7);
+      await atRandomMoments(
+        3,
+        DURATION_MS,
+        random,
+        async () => {
+          await stack.worker.kill9();
+          count(faults, 'kill -9 worker');
+          await stack.worker.restart();
+        },
+        0.1,
+        0.7,
+      );
     });
   });
 
   it('the Temporal server is restarted mid-run (same port, same SQLite file)', async () => {
     await scenario('temporal-restart', 2, async (faults, random) => {
-      await atRandomMoments(1, DURATION_MS, random, async () => {
-        await stack.ownTemporal!.restart(1_500);
-        count(faults, 'temporal restart');
-      }, 0.3, 0.5);
+      await atRandomMoments(
+        1,
+        DURATION_MS,
+        random,
+        async () => {
+          await stack.ownTemporal!.restart(1_500);
+          count(faults, 'temporal restart');
+        },
+        0.3,
+        0.5,
+      );
     });
   });
 
   it('the API process is killed with SIGKILL mid-request and restarted: clients retry with the same Idempotency-Key', async () => {
     await scenario('api-kill', 8, async (faults, random) => {
-      await atRandomMoments(2, DURATION_MS, random, async () => {
-        await stack.api.kill9();
-        count(faults, 'kill -9 api');
-        await stack.api.restart();
-      }, 0.2, 0.7);
+      await atRandomMoments(
+        2,
+        DURATION_MS,
+        random,
+        async () => {
+          await stack.api.kill9();
+          count(faults, 'kill -9 api');
+          await stack.api.restart();
+        },
+        0.2,
+        0.7,
+      );
     });
   });
 
   it('the sandbox (FPS) is killed with SIGKILL, and later stopped gracefully, and restarted', async () => {
     await scenario('sandbox-restart', 3, async (faults, random) => {
-      await atRandomMoments(2, DURATION_MS, random, async (n) => {
-        if (n === 0) {
-          await stack.sandbox.kill9();
-          count(faults, 'kill -9 sandbox');
-        } else {
-          count(faults, 'restart sandbox');
-        }
-        await stack.sandbox.restart();
-      }, 0.2, 0.7);
+      await atRandomMoments(
+        2,
+        DURATION_MS,
+        random,
+        async (n) => {
+          if (n === 0) {
+            await stack.sandbox.kill9();
+            count(faults, 'kill -9 sandbox');
+          } else {
+            count(faults, 'restart sandbox');
+          }
+          await stack.sandbox.restart();
+        },
+        0.2,
+        0.7,
+      );
     });
   });
 
   it('FPS drops answers after moving money, answers 500/503/Throttling, and answers too late', async () => {
     await scenario('fps-faults', 4, async (faults, random) => {
-      await atRandomMoments(3, DURATION_MS, random, async () => {
-        await injectFaults(
-          stack,
-          [
-            { kind: 'drop', count: 3, actions: ['Pay'] },
-            { kind: 'drop', count: 1, actions: ['Refund', 'SettleDebt'] },
-            { kind: 'error', code: 'InternalError', count: 2 },
-            { kind: 'error', code: 'ServiceUnavailable', count: 2 },
-            { kind: 'error', code: 'Throttling', count: 2, actions: ['Pay'] },
-            { kind: 'delay', ms: FPS_TIMEOUT_MS + 1_000, count: 2, actions: ['Pay'] },
-            { kind: 'error', code: 'ServiceUnavailable', count: 2, actions: ['GetTransactionStatus'] },
-          ],
-          faults,
-        );
-      }, 0, 0.7);
+      await atRandomMoments(
+        3,
+        DURATION_MS,
+        random,
+        async () => {
+          await injectFaults(
+            stack,
+            [
+              { kind: 'drop', count: 3, actions: ['Pay'] },
+              { kind: 'drop', count: 1, actions: ['Refund', 'SettleDebt'] },
+              { kind: 'error', code: 'InternalError', count: 2 },
+              { kind: 'error', code: 'ServiceUnavailable', count: 2 },
+              { kind: 'error', code: 'Throttling', count: 2, actions: ['Pay'] },
+              { kind: 'delay', ms: FPS_TIMEOUT_MS + 1_000, count: 2, actions: ['Pay'] },
+              { kind: 'error', code: 'ServiceUnavailable', count: 2, actions: ['GetTransactionStatus'] },
+            ],
+            faults,
+          );
+        },
+        0,
+        0.7,
+      );
     });
   });
 
   it('FPS answers after the activity timeout (15 s start-to-close)', async function () {
     // A worker whose FPS client would wait 30 s: Temporal's activity timeout fires first.
     await stack.worker.stop();
-    const patient = await spawnService({ name: 'chaos-worker-patient', script: 'worker/main.ts', env: { ...stack.env, FPS_TIMEOUT_MS: '30000' }, readyLine: 'worker started', readyTimeoutMs: 90_000 });
+    const patient = await spawnService({
+      name: 'chaos-worker-patient',
+      script: 'worker/main.ts',
+      env: { ...stack.env, FPS_TIMEOUT_MS: '30000' },
+      readyLine: 'worker started',
+      readyTimeoutMs: 90_000,
+    });
     try {
       await scenario('activity-timeout', 5, async (faults) => {
         await injectFaults(stack, [{ kind: 'delay', ms: 16_000, count: 2, actions: ['Pay'] }], faults);
@@ -199,24 +259,31 @@ describe('chaos: nothing lost, nothing charged twice, whatever breaks', function
         ],
         faults,
       );
-      await atRandomMoments(4, DURATION_MS, random, async (n) => {
-        if (n === 0) {
-          await stack.worker.kill9();
-          count(faults, 'kill -9 worker');
-          await stack.worker.restart();
-        } else if (n === 3) {
-          await stack.api.kill9();
-          count(faults, 'kill -9 api');
-          await stack.api.restart();
-        } else if (n === 1) {
-          await stack.ownTemporal!.restart(1_000);
-          count(faults, 'temporal restart');
-        } else {
-          await stack.sandbox.kill9();
-          count(faults, 'kill -9 sandbox');
-          await stack.sandbox.restart();
-        }
-      }, 0.15, 0.75);
+      await atRandomMoments(
+        4,
+        DURATION_MS,
+        random,
+        async (n) => {
+          if (n === 0) {
+            await stack.worker.kill9();
+            count(faults, 'kill -9 worker');
+            await stack.worker.restart();
+          } else if (n === 3) {
+            await stack.api.kill9();
+            count(faults, 'kill -9 api');
+            await stack.api.restart();
+          } else if (n === 1) {
+            await stack.ownTemporal!.restart(1_000);
+            count(faults, 'temporal restart');
+          } else {
+            await stack.sandbox.kill9();
+            count(faults, 'kill -9 sandbox');
+            await stack.sandbox.restart();
+          }
+        },
+        0.15,
+        0.75,
+      );
     });
   });
 });

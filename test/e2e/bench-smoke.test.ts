@@ -28,7 +28,13 @@ describe('benchmarks (smoke: tiny sizes, no targets)', function () {
     const code = await new Promise<number | null>((resolve) => {
       const child = spawn(command, args, {
         cwd: config().root,
-        env: { ...process.env, TEMPORAL_ADDRESS: temporal.address, TEMPORAL_NAMESPACE: temporal.namespace, BENCH_SMOKE: '1', BENCH_RESULTS_DIR: dir },
+        env: {
+          ...process.env,
+          TEMPORAL_ADDRESS: temporal.address,
+          TEMPORAL_NAMESPACE: temporal.namespace,
+          BENCH_SMOKE: '1',
+          BENCH_RESULTS_DIR: dir,
+        },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       child.stdout.on('data', (chunk) => (output += chunk));
@@ -42,7 +48,10 @@ describe('benchmarks (smoke: tiny sizes, no targets)', function () {
       assert.equal(result.smoke, true);
       assert.ok(result.machine.nproc >= 1, `${name}: machine`);
       assert.ok(result.targets.length > 0, `${name}: targets`);
-      assert.ok(result.targets.every((t: { met: unknown }) => t.met === null), `${name}: no verdict in a smoke run`);
+      assert.ok(
+        result.targets.every((t: { met: unknown }) => t.met === null),
+        `${name}: no verdict in a smoke run`,
+      );
     }
     const all = JSON.parse(readFileSync(path.join(dir, 'all.json'), 'utf8'));
     assert.deepEqual(all.failures, []);

@@ -52,7 +52,14 @@ describe('chaos (short): kill -9, FPS faults and IPN disorder lose nothing and c
     stack.relay!.settings = { delayMs: [0, 6_000], duplicate: 0.3 };
 
     const durationMs = 15_000;
-    const loading = runLoad(stack, instruments, { scenario: 'short', durationMs, maxPurchases: 60, concurrency: 8, seed: SEED, thinkMs: [500, 1_200] });
+    const loading = runLoad(stack, instruments, {
+      scenario: 'short',
+      durationMs,
+      maxPurchases: 60,
+      concurrency: 8,
+      seed: SEED,
+      thinkMs: [500, 1_200],
+    });
     const chaos = (async () => {
       await injectFaults(
         stack,
@@ -65,13 +72,27 @@ describe('chaos (short): kill -9, FPS faults and IPN disorder lose nothing and c
         ],
         faults,
       );
-      await atRandomMoments(2, durationMs, random, async (n) => {
-        const [service, name] = n === 0 ? [stack.worker, 'kill -9 worker'] : [stack.api, 'kill -9 api'];
-        await service.kill9();
-        faults[name] = (faults[name] ?? 0) + 1;
-        await service.restart();
-      }, 0.2, 0.6);
-      await injectFaults(stack, [{ kind: 'drop', count: 2, actions: ['Pay'] }, { kind: 'error', code: 'ServiceUnavailable', count: 2, actions: ['GetTransactionStatus'] }], faults);
+      await atRandomMoments(
+        2,
+        durationMs,
+        random,
+        async (n) => {
+          const [service, name] = n === 0 ? [stack.worker, 'kill -9 worker'] : [stack.api, 'kill -9 api'];
+          await service.kill9();
+          faults[name] = (faults[name] ?? 0) + 1;
+          await service.restart();
+        },
+        0.2,
+        0.6,
+      );
+      await injectFaults(
+        stack,
+        [
+          { kind: 'drop', count: 2, actions: ['Pay'] },
+          { kind: 'error', code: 'ServiceUnavailable', count: 2, actions: ['GetTransactionStatus'] },
+        ],
+        faults,
+      );
     })();
     const [load] = await Promise.all([loading, chaos]);
 

@@ -26,14 +26,31 @@ describe('reconciliation (scripts/lib/reconcile.ts, npm run reconcile)', functio
     const { accessKeyId, secretKey } = config().fps;
     fps = new FpsClient({ endpoint: `${stack.sandboxUrl}/`, accessKeyId, secretKey });
     const prepaid = { type: 'prepaid', fundingAmount: '30.00', currency: 'USD' };
-    [x, z] = await Promise.all([activeInstrument(stack, 'reconcile-x', prepaid), activeInstrument(stack, 'reconcile-z', prepaid)]);
-    const bought = await call(stack, 'POST', `/instruments/${z.instrumentId}/purchases`, { body: { amount: '2.00', currency: 'USD' }, headers: { 'idempotency-key': 'z-1' } });
+    [x, z] = await Promise.all([
+      activeInstrument(stack, 'reconcile-x', prepaid),
+      activeInstrument(stack, 'reconcile-z', prepaid),
+    ]);
+    const bought = await call(stack, 'POST', `/instruments/${z.instrumentId}/purchases`, {
+      body: { amount: '2.00', currency: 'USD' },
+      headers: { 'idempotency-key': 'z-1' },
+    });
     assert.equal(bought.status, 201, bought.text);
-    await until('a quiet sandbox', async () => (await sandboxAdmin(stack, '/admin/summary')).pendingTransactions === 0, 30_000, 200);
+    await until(
+      'a quiet sandbox',
+      async () => (await sandboxAdmin(stack, '/admin/summary')).pendingTransactions === 0,
+      30_000,
+      200,
+    );
   });
 
   it('every instrument of the run so far reconciles with the FPS ledger', async () => {
-    const report = await reconcileUntilSettled({ client: stack.client, ledger, taskQueue: stack.taskQueue, orphans: 'all', waitMs: 20_000 });
+    const report = await reconcileUntilSettled({
+      client: stack.client,
+      ledger,
+      taskQueue: stack.taskQueue,
+      orphans: 'all',
+      waitMs: 20_000,
+    });
     console.log(formatReport(report).replace(/^/gm, '      '));
     assert.ok(report.byType.prepaid.instruments >= 2);
     assert.deepEqual(report.discrepancies, []);
@@ -42,33 +59,92 @@ describe('reconciliation (scripts/lib/reconcile.ts, npm run reconcile)', functio
   it('reports money moved behind the workflows’ backs, with instrument, CallerReference and transaction id', async () => {
     const fund = (await ledger.byCallerReference(`${x.instrumentId}:fund:initial`))[0];
     const prepaidX = await sandboxAdmin(stack, `/admin/prepaid/${fund.fpsInstrumentId}`);
-    const rogue = await fps.call('Pay', { senderTokenId: prepaidX.senderTokenId, transactionAmount: { amount: 123, currency: 'USD' }, callerReference: `${x.instrumentId}:pay:rogue-1` });
-    const orphan = await fps.call('Pay', { senderTokenId: prepaidX.senderTokenId, transactionAmount: { amount: 45, currency: 'USD' }, callerReference: 'ins_ghost00000000000000:pay:1' });
+    const rogue = await fps.call('Pay', {
+      senderTokenId: prepaidX.senderTokenId,
+      transactionAmount: { amount: 123, currency: 'USD' },
+      callerReference: `${x.instrumentId}:pay:rogue-1`,
+    });
+    const orphan = await fps.call('Pay', {
+      senderTokenId: prepaidX.senderTokenId,
+      transactionAmount: { amount: 45, currency: 'USD' },
+      callerReference: 'ins_ghost00000000000000:pay:1',
+    });
     const zPurchase = (await ledger.byCallerReference(`${z.instrumentId}:pay:z-1`))[0];
-    const refund = await fps.call('Refund', { transactionId: zPurchase.id, callerReference: `${z.instrumentId}:refund:rogue`, refundAmount: { amount: 50, currency: 'USD' } });
+    const refund = await fps.call('Refund', {
+      transactionId: zPurchase.id,
+      callerReference: `${z.instrumentId}:refund:rogue`,
+      refundAmount: { amount: 50, currency: 'USD' },
+    });
 
     const report = await reconcile({ client: stack.client, ledger, taskQueue: stack.taskQueue, orphans: 'all' });
-    const found = (kind: string, where: Partial<Record<'instrumentId' | 'callerReference' | 'transactionId', string>>) =>
-      report.discrepancies.some((d) => d.kind === kind && Object.entries(where).every(([k, v]) => (d as unknown as Record<string, string>)[k] === v));
+    const found = (
+      kind: string,
+      where: Partial<Record<'instrumentId' | 'callerReference' | 'transactionId', string>>,
+    ) =>
+      report.discrepancies.some(
+        (d) =>
+          d.kind === kind && Object.entries(where).every(([k, v]) => (d as unknown as Record<string, string>)[k] === v),
+      );
     const text = formatReport(report);
-    assert.ok(found('unrecorded_fps_transaction', { instrumentId: x.instrumentId, callerReference: `${x.instrumentId}:pay:rogue-1`, transactionId: rogue.transactionId }), text);
+    assert.ok(
+      found('unrecorded_fps_transaction', {
+        instrumentId: x.instrumentId,
+        callerReference: `${x.instrumentId}:pay:rogue-1`,
+        transactionId: rogue.transactionId,
+      }),
+      text,
+    );
     assert.ok(found('purchase_count_mismatch', { instrumentId: x.instrumentId }), text);
     assert.ok(found('balance_mismatch', { instrumentId: x.instrumentId }), text);
-    assert.ok(found('orphan_fps_transaction', { callerReference: 'ins_ghost00000000000000:pay:1', transactionId: orphan.transactionId }), text);
-    assert.ok(found('unrecorded_fps_transaction', { instrumentId: z.instrumentId, callerReference: `${z.instrumentId}:refund:rogue`, transactionId: refund.transactionId }), text);
+    assert.ok(
+      found('orphan_fps_transaction', {
+        callerReference: 'ins_ghost00000000000000:pay:1',
+        transactionId: orphan.transactionId,
+      }),
+      text,
+    );
+    assert.ok(
+      found('unrecorded_fps_transaction', {
+        instrumentId: z.instrumentId,
+        callerReference: `${z.instrumentId}:refund:rogue`,
+        transactionId: refund.transactionId,
+      }),
+      text,
+    );
     assert.ok(found('balance_mismatch', { instrumentId: z.instrumentId }), text);
     assert.equal(report.ok, false);
 
     // The command line: the same findings, exit code 1; --json for machines.
     const cli = (...args: string[]) =>
-      spawnSync(process.execPath, [require.resolve('tsx/cli'), path.join(config().root, 'scripts', 'reconcile.ts'), '--sandbox-url', stack.sandboxUrl, '--task-queue', stack.taskQueue, '--orphans', 'all', ...args], {
-        env: { ...process.env, TEMPORAL_ADDRESS: stack.env.TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE: stack.env.TEMPORAL_NAMESPACE },
-        encoding: 'utf8',
-        timeout: 60_000,
-      });
+      spawnSync(
+        process.execPath,
+        [
+          require.resolve('tsx/cli'),
+          path.join(config().root, 'scripts', 'reconcile.ts'),
+          '--sandbox-url',
+          stack.sandboxUrl,
+          '--task-queue',
+          stack.taskQueue,
+          '--orphans',
+          'all',
+          ...args,
+        ],
+        {
+          env: {
+            ...process.env,
+            TEMPORAL_ADDRESS: stack.env.TEMPORAL_ADDRESS,
+            TEMPORAL_NAMESPACE: stack.env.TEMPORAL_NAMESPACE,
+          },
+          encoding: 'utf8',
+          timeout: 60_000,
+        },
+      );
     const run = cli();
     assert.equal(run.status, 1, run.stderr || run.stdout);
-    assert.match(run.stdout, /\[unrecorded_fps_transaction\] instrument ins_\w+, CallerReference ins_\w+:pay:rogue-1, FPS \w+/);
+    assert.match(
+      run.stdout,
+      /\[unrecorded_fps_transaction\] instrument ins_\w+, CallerReference ins_\w+:pay:rogue-1, FPS \w+/,
+    );
     assert.match(run.stdout, /\[orphan_fps_transaction\]/);
     assert.match(run.stdout, /prepaid\s+\d+/);
     const json = cli('--json');

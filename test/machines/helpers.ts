@@ -41,7 +41,11 @@ export class Drive {
 
   /** Sends an event that must be refused: same snapshot, same state. */
   refuse(event: InstrumentEvent): this {
-    assert.equal(this.snapshot.can(event), false, `${this.kind} in ${this.state} should refuse ${JSON.stringify(event)}`);
+    assert.equal(
+      this.snapshot.can(event),
+      false,
+      `${this.kind} in ${this.state} should refuse ${JSON.stringify(event)}`,
+    );
     const before = this.snapshot;
     const result = step(this.kind, this.snapshot, event);
     assert.equal(result.changed, false, `${JSON.stringify(event)} should not change the snapshot`);

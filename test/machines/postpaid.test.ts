@@ -14,7 +14,9 @@ const indebted = () =>
     .expect({ debt: 400, held: 0, totalCharged: 400 });
 const settling = () => indebted().send({ type: 'SETTLE', ref: 'settle:1', amount: 400 }, 'settling');
 const failSettlement = (drive: Drive, n: number) =>
-  drive.send({ type: 'SETTLE', ref: `settle:${n}`, amount: 400 }, 'settling').send({ type: 'TRANSACTION_FAILED', ref: `settle:${n}` });
+  drive
+    .send({ type: 'SETTLE', ref: `settle:${n}`, amount: 400 }, 'settling')
+    .send({ type: 'TRANSACTION_FAILED', ref: `settle:${n}` });
 /** Three failed settlements with a retry limit of 2. */
 const delinquent = () => {
   const drive = indebted();
@@ -55,7 +57,9 @@ describe('postpaid machine', () => {
       active().send({ type: 'PURCHASE', ref: 'purchase:1', amount: 1000 }).expect({ held: 1000 });
     });
     it('active -> settling -> active when the settlement succeeds', () => {
-      settling().send({ type: 'TRANSACTION_SUCCEEDED', ref: 'settle:1' }, 'active').expect({ debt: 0, settled: 400, settlementFailures: 0 });
+      settling()
+        .send({ type: 'TRANSACTION_SUCCEEDED', ref: 'settle:1' }, 'active')
+        .expect({ debt: 0, settled: 400, settlementFailures: 0 });
     });
     it('settling -> settlementPending -> active on Pending then Success', () => {
       settling()
@@ -64,7 +68,9 @@ describe('postpaid machine', () => {
         .expect({ debt: 0 });
     });
     it('settling -> active when a settlement fails within the retry limit', () => {
-      settling().send({ type: 'TRANSACTION_FAILED', ref: 'settle:1' }, 'active').expect({ debt: 400, settlementFailures: 1 });
+      settling()
+        .send({ type: 'TRANSACTION_FAILED', ref: 'settle:1' }, 'active')
+        .expect({ debt: 400, settlementFailures: 1 });
     });
     it('settlementPending -> active on Failure within the retry limit', () => {
       settling()
@@ -87,7 +93,9 @@ describe('postpaid machine', () => {
     it('a successful settlement resets the failure count', () => {
       const drive = indebted();
       failSettlement(drive, 1);
-      drive.send({ type: 'SETTLE', ref: 'settle:2', amount: 400 }).send({ type: 'TRANSACTION_SUCCEEDED', ref: 'settle:2' }, 'active');
+      drive
+        .send({ type: 'SETTLE', ref: 'settle:2', amount: 400 })
+        .send({ type: 'TRANSACTION_SUCCEEDED', ref: 'settle:2' }, 'active');
       drive.expect({ settlementFailures: 0, debt: 0 });
     });
     it('settling and settlementPending still accept purchases and their outcomes', () => {
@@ -113,7 +121,9 @@ describe('postpaid machine', () => {
         .expect({ debt: 0, settlementFailures: 0 });
     });
     it('delinquent -> writingOff -> closed', () => {
-      writingOff().send({ type: 'TRANSACTION_SUCCEEDED', ref: 'writeOff:w' }, 'closed').expect({ debt: 0, writtenOff: 400 });
+      writingOff()
+        .send({ type: 'TRANSACTION_SUCCEEDED', ref: 'writeOff:w' }, 'closed')
+        .expect({ debt: 0, writtenOff: 400 });
     });
     it('writingOff -> delinquent when the write-off fails', () => {
       writingOff().send({ type: 'TRANSACTION_FAILED', ref: 'writeOff:w' }, 'delinquent').expect({ debt: 400 });
@@ -180,7 +190,11 @@ describe('postpaid machine', () => {
       ['purchase above the credit limit', active, { type: 'PURCHASE', ref: 'purchase:1', amount: 1001 }],
       ['purchase of zero', active, { type: 'PURCHASE', ref: 'purchase:1', amount: 0 }],
       ['purchase of a fractional amount', active, { type: 'PURCHASE', ref: 'purchase:1', amount: 0.5 }],
-      ['purchase that debt plus amount would push over the limit', indebted, { type: 'PURCHASE', ref: 'purchase:2', amount: 601 }],
+      [
+        'purchase that debt plus amount would push over the limit',
+        indebted,
+        { type: 'PURCHASE', ref: 'purchase:2', amount: 601 },
+      ],
       ['settle with no debt', active, { type: 'SETTLE', ref: 'settle:1', amount: 1 }],
       ['settle above the debt', indebted, { type: 'SETTLE', ref: 'settle:1', amount: 401 }],
       ['a second settlement while one is open', settling, { type: 'SETTLE', ref: 'settle:2', amount: 100 }],
@@ -221,13 +235,17 @@ describe('postpaid machine', () => {
       drive.expect({ totalCharged: 1500, debt: 0 }).refuse({ type: 'PURCHASE', ref: 'purchase:4', amount: 1 });
     });
     it('held purchases count against the credit limit', () => {
-      active().send({ type: 'PURCHASE', ref: 'purchase:1', amount: 900 }).refuse({ type: 'PURCHASE', ref: 'purchase:2', amount: 101 });
+      active()
+        .send({ type: 'PURCHASE', ref: 'purchase:1', amount: 900 })
+        .refuse({ type: 'PURCHASE', ref: 'purchase:2', amount: 101 });
     });
     it('close while a purchase is open', () => {
       active().send({ type: 'PURCHASE', ref: 'purchase:1', amount: 1 }).refuse({ type: 'CLOSE' });
     });
     it('write-off while a purchase is open', () => {
-      indebted().send({ type: 'PURCHASE', ref: 'purchase:2', amount: 1 }).refuse({ type: 'WRITE_OFF', ref: 'writeOff:1', amount: 400 });
+      indebted()
+        .send({ type: 'PURCHASE', ref: 'purchase:2', amount: 1 })
+        .refuse({ type: 'WRITE_OFF', ref: 'writeOff:1', amount: 400 });
     });
     it('a late outcome never overwrites a terminal one', () => {
       settling()

@@ -19,8 +19,12 @@ describe('prepaid machine', () => {
       funding().expect({ pending: [{ ref: 'fund:initial', operation: 'fund', amount: 1000 }], balance: 0 });
     });
     it('awaitingAuthorization -> closed on AUTHORIZATION_ABORTED / AUTHORIZATION_FAILED / CLOSE / EXPIRE', () => {
-      fresh().send({ type: 'AUTHORIZATION_ABORTED' }, 'closed').expect({ closeReason: 'authorization aborted by the buyer' });
-      fresh().send({ type: 'AUTHORIZATION_FAILED', reason: 'NP' }, 'closed').expect({ closeReason: 'authorization failed: NP' });
+      fresh()
+        .send({ type: 'AUTHORIZATION_ABORTED' }, 'closed')
+        .expect({ closeReason: 'authorization aborted by the buyer' });
+      fresh()
+        .send({ type: 'AUTHORIZATION_FAILED', reason: 'NP' }, 'closed')
+        .expect({ closeReason: 'authorization failed: NP' });
       fresh().send({ type: 'CLOSE', reason: 'never mind' }, 'closed').expect({ closeReason: 'never mind' });
       fresh().send({ type: 'EXPIRE' }, 'closed');
     });
@@ -34,10 +38,12 @@ describe('prepaid machine', () => {
         .expect({ balance: 1000 });
     });
     it('funding -> closed, and fundingPending -> closed, when the initial funding fails', () => {
-      funding().send({ type: 'TRANSACTION_FAILED', ref: 'fund:initial', reason: 'InsufficientBalance' }, 'closed').expect({
-        closeReason: 'initial funding failed: InsufficientBalance',
-        pending: [],
-      });
+      funding()
+        .send({ type: 'TRANSACTION_FAILED', ref: 'fund:initial', reason: 'InsufficientBalance' }, 'closed')
+        .expect({
+          closeReason: 'initial funding failed: InsufficientBalance',
+          pending: [],
+        });
       funding()
         .send({ type: 'TRANSACTION_PENDING', ref: 'fund:initial' }, 'fundingPending')
         .send({ type: 'TRANSACTION_FAILED', ref: 'fund:initial' }, 'closed');
@@ -102,7 +108,9 @@ describe('prepaid machine', () => {
         .expect({ balance: 50 });
     });
     it('depleted: a failed top-up stays depleted', () => {
-      depleted().send({ type: 'FUND', ref: 'fund:topup', amount: 200 }).send({ type: 'TRANSACTION_FAILED', ref: 'fund:topup' }, 'depleted');
+      depleted()
+        .send({ type: 'FUND', ref: 'fund:topup', amount: 200 })
+        .send({ type: 'TRANSACTION_FAILED', ref: 'fund:topup' }, 'depleted');
     });
     it('depleted -> closed on CLOSE or EXPIRE', () => {
       depleted().send({ type: 'CLOSE' }, 'closed');
@@ -139,7 +147,11 @@ describe('prepaid machine', () => {
       ['a second AUTHORIZED', active, { type: 'AUTHORIZED', ref: 'fund:again', amount: 5 }],
       ['settle (not a prepaid operation)', active, { type: 'SETTLE', ref: 'settle:1', amount: 1 }],
       ['capture (not a prepaid operation)', active, { type: 'CAPTURE', ref: 'capture:1', amount: 1 }],
-      ['TRANSACTION_SUCCEEDED for an unknown operation', active, { type: 'TRANSACTION_SUCCEEDED', ref: 'purchase:ghost' }],
+      [
+        'TRANSACTION_SUCCEEDED for an unknown operation',
+        active,
+        { type: 'TRANSACTION_SUCCEEDED', ref: 'purchase:ghost' },
+      ],
       ['TRANSACTION_FAILED for an unknown operation', active, { type: 'TRANSACTION_FAILED', ref: 'purchase:ghost' }],
       ['purchase when depleted', depleted, { type: 'PURCHASE', ref: 'purchase:2', amount: 1 }],
       ['purchase when closed', closed, { type: 'PURCHASE', ref: 'purchase:1', amount: 1 }],
@@ -154,10 +166,14 @@ describe('prepaid machine', () => {
     }
 
     it('a second purchase with the same ref while the first is open', () => {
-      active().send({ type: 'PURCHASE', ref: 'purchase:1', amount: 10 }).refuse({ type: 'PURCHASE', ref: 'purchase:1', amount: 10 });
+      active()
+        .send({ type: 'PURCHASE', ref: 'purchase:1', amount: 10 })
+        .refuse({ type: 'PURCHASE', ref: 'purchase:1', amount: 10 });
     });
     it('a purchase that only the held amount would have covered', () => {
-      active().send({ type: 'PURCHASE', ref: 'purchase:1', amount: 900 }).refuse({ type: 'PURCHASE', ref: 'purchase:2', amount: 200 });
+      active()
+        .send({ type: 'PURCHASE', ref: 'purchase:1', amount: 900 })
+        .refuse({ type: 'PURCHASE', ref: 'purchase:2', amount: 200 });
     });
     it('close or expire while an operation is open', () => {
       const drive = active().send({ type: 'PURCHASE', ref: 'purchase:1', amount: 10 });

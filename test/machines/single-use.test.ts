@@ -11,12 +11,20 @@ const reserving = () => authorized('reserve').send({ type: 'PURCHASE', ref: 'pur
 const reserved = () => reserving().send({ type: 'TRANSACTION_SUCCEEDED', ref: 'purchase:r' }, 'reserved');
 const capturing = () => reserved().send({ type: 'CAPTURE', ref: 'capture:c', amount: 500 }, 'capturing');
 const captured = () => capturing().send({ type: 'TRANSACTION_SUCCEEDED', ref: 'capture:c' }, 'captured');
-const voided = () => reserved().send({ type: 'VOID', ref: 'void:v' }, 'voiding').send({ type: 'TRANSACTION_SUCCEEDED', ref: 'void:v' }, 'voided');
+const voided = () =>
+  reserved()
+    .send({ type: 'VOID', ref: 'void:v' }, 'voiding')
+    .send({ type: 'TRANSACTION_SUCCEEDED', ref: 'void:v' }, 'voided');
 const partiallyRefunded = () =>
-  paid().send({ type: 'REFUND', ref: 'refund:1', amount: 200 }).send({ type: 'TRANSACTION_SUCCEEDED', ref: 'refund:1' }, 'partiallyRefunded');
+  paid()
+    .send({ type: 'REFUND', ref: 'refund:1', amount: 200 })
+    .send({ type: 'TRANSACTION_SUCCEEDED', ref: 'refund:1' }, 'partiallyRefunded');
 const refunded = () =>
-  paid().send({ type: 'REFUND', ref: 'refund:all', amount: 500 }).send({ type: 'TRANSACTION_SUCCEEDED', ref: 'refund:all' }, 'refunded');
-const declined = () => paying().send({ type: 'TRANSACTION_FAILED', ref: 'purchase:p', reason: 'TransactionDenied' }, 'declined');
+  paid()
+    .send({ type: 'REFUND', ref: 'refund:all', amount: 500 })
+    .send({ type: 'TRANSACTION_SUCCEEDED', ref: 'refund:all' }, 'refunded');
+const declined = () =>
+  paying().send({ type: 'TRANSACTION_FAILED', ref: 'purchase:p', reason: 'TransactionDenied' }, 'declined');
 const closed = () => authorized().send({ type: 'CLOSE' }, 'closed');
 
 describe('single-use machine', () => {
@@ -34,11 +42,18 @@ describe('single-use machine', () => {
       paid().expect({ charged: 500, pending: [] });
     });
     it('a purchase below the authorized amount is accepted', () => {
-      authorized().send({ type: 'PURCHASE', ref: 'purchase:p', amount: 120 }, 'paying').send({ type: 'TRANSACTION_SUCCEEDED', ref: 'purchase:p' }, 'paid').expect({ charged: 120 });
+      authorized()
+        .send({ type: 'PURCHASE', ref: 'purchase:p', amount: 120 }, 'paying')
+        .send({ type: 'TRANSACTION_SUCCEEDED', ref: 'purchase:p' }, 'paid')
+        .expect({ charged: 120 });
     });
     it('paying -> paymentPending -> paid / declined', () => {
-      paying().send({ type: 'TRANSACTION_PENDING', ref: 'purchase:p' }, 'paymentPending').send({ type: 'TRANSACTION_SUCCEEDED', ref: 'purchase:p' }, 'paid');
-      paying().send({ type: 'TRANSACTION_PENDING', ref: 'purchase:p' }, 'paymentPending').send({ type: 'TRANSACTION_FAILED', ref: 'purchase:p' }, 'declined');
+      paying()
+        .send({ type: 'TRANSACTION_PENDING', ref: 'purchase:p' }, 'paymentPending')
+        .send({ type: 'TRANSACTION_SUCCEEDED', ref: 'purchase:p' }, 'paid');
+      paying()
+        .send({ type: 'TRANSACTION_PENDING', ref: 'purchase:p' }, 'paymentPending')
+        .send({ type: 'TRANSACTION_FAILED', ref: 'purchase:p' }, 'declined');
     });
     it('paying -> declined', () => {
       declined().expect({ closeReason: 'purchase declined: TransactionDenied', charged: 0 });
@@ -47,24 +62,39 @@ describe('single-use machine', () => {
       reserved().expect({ reserved: 500, charged: 0 });
     });
     it('reserving -> reservationPending -> reserved / declined; reserving -> declined', () => {
-      reserving().send({ type: 'TRANSACTION_PENDING', ref: 'purchase:r' }, 'reservationPending').send({ type: 'TRANSACTION_SUCCEEDED', ref: 'purchase:r' }, 'reserved');
-      reserving().send({ type: 'TRANSACTION_PENDING', ref: 'purchase:r' }, 'reservationPending').send({ type: 'TRANSACTION_FAILED', ref: 'purchase:r' }, 'declined');
+      reserving()
+        .send({ type: 'TRANSACTION_PENDING', ref: 'purchase:r' }, 'reservationPending')
+        .send({ type: 'TRANSACTION_SUCCEEDED', ref: 'purchase:r' }, 'reserved');
+      reserving()
+        .send({ type: 'TRANSACTION_PENDING', ref: 'purchase:r' }, 'reservationPending')
+        .send({ type: 'TRANSACTION_FAILED', ref: 'purchase:r' }, 'declined');
       reserving().send({ type: 'TRANSACTION_FAILED', ref: 'purchase:r' }, 'declined');
     });
     it('reserved -> capturing -> captured', () => {
       captured().expect({ charged: 500, reserved: 0 });
     });
     it('a partial capture charges only the captured amount', () => {
-      reserved().send({ type: 'CAPTURE', ref: 'capture:c', amount: 300 }).send({ type: 'TRANSACTION_SUCCEEDED', ref: 'capture:c' }, 'captured').expect({ charged: 300 });
+      reserved()
+        .send({ type: 'CAPTURE', ref: 'capture:c', amount: 300 })
+        .send({ type: 'TRANSACTION_SUCCEEDED', ref: 'capture:c' }, 'captured')
+        .expect({ charged: 300 });
     });
     it('capturing -> capturePending -> captured / reserved; capturing -> reserved on failure', () => {
-      capturing().send({ type: 'TRANSACTION_PENDING', ref: 'capture:c' }, 'capturePending').send({ type: 'TRANSACTION_SUCCEEDED', ref: 'capture:c' }, 'captured');
-      capturing().send({ type: 'TRANSACTION_PENDING', ref: 'capture:c' }, 'capturePending').send({ type: 'TRANSACTION_FAILED', ref: 'capture:c' }, 'reserved');
-      capturing().send({ type: 'TRANSACTION_FAILED', ref: 'capture:c' }, 'reserved').expect({ reserved: 500, pending: [] });
+      capturing()
+        .send({ type: 'TRANSACTION_PENDING', ref: 'capture:c' }, 'capturePending')
+        .send({ type: 'TRANSACTION_SUCCEEDED', ref: 'capture:c' }, 'captured');
+      capturing()
+        .send({ type: 'TRANSACTION_PENDING', ref: 'capture:c' }, 'capturePending')
+        .send({ type: 'TRANSACTION_FAILED', ref: 'capture:c' }, 'reserved');
+      capturing()
+        .send({ type: 'TRANSACTION_FAILED', ref: 'capture:c' }, 'reserved')
+        .expect({ reserved: 500, pending: [] });
     });
     it('reserved -> voiding -> voided; a failed void returns to reserved', () => {
       voided().expect({ reserved: 0 });
-      reserved().send({ type: 'VOID', ref: 'void:v' }, 'voiding').send({ type: 'TRANSACTION_FAILED', ref: 'void:v' }, 'reserved');
+      reserved()
+        .send({ type: 'VOID', ref: 'void:v' }, 'voiding')
+        .send({ type: 'TRANSACTION_FAILED', ref: 'void:v' }, 'reserved');
     });
     it('paid -> partiallyRefunded -> refunded', () => {
       partiallyRefunded()
@@ -75,15 +105,26 @@ describe('single-use machine', () => {
     });
     it('paid -> refunded in one full refund; captured -> refunded too', () => {
       refunded();
-      captured().send({ type: 'REFUND', ref: 'refund:x', amount: 500 }).send({ type: 'TRANSACTION_SUCCEEDED', ref: 'refund:x' }, 'refunded');
+      captured()
+        .send({ type: 'REFUND', ref: 'refund:x', amount: 500 })
+        .send({ type: 'TRANSACTION_SUCCEEDED', ref: 'refund:x' }, 'refunded');
     });
     it('captured -> partiallyRefunded', () => {
-      captured().send({ type: 'REFUND', ref: 'refund:x', amount: 1 }).send({ type: 'TRANSACTION_SUCCEEDED', ref: 'refund:x' }, 'partiallyRefunded');
+      captured()
+        .send({ type: 'REFUND', ref: 'refund:x', amount: 1 })
+        .send({ type: 'TRANSACTION_SUCCEEDED', ref: 'refund:x' }, 'partiallyRefunded');
     });
     it('a failed refund leaves the state and the refundable amount', () => {
-      paid().send({ type: 'REFUND', ref: 'refund:x', amount: 500 }).send({ type: 'TRANSACTION_FAILED', ref: 'refund:x' }, 'paid').expect({ refunded: 0, pending: [] });
-      partiallyRefunded().send({ type: 'REFUND', ref: 'refund:y', amount: 300 }).send({ type: 'TRANSACTION_FAILED', ref: 'refund:y' }, 'partiallyRefunded');
-      captured().send({ type: 'REFUND', ref: 'refund:z', amount: 10 }).send({ type: 'TRANSACTION_FAILED', ref: 'refund:z' }, 'captured');
+      paid()
+        .send({ type: 'REFUND', ref: 'refund:x', amount: 500 })
+        .send({ type: 'TRANSACTION_FAILED', ref: 'refund:x' }, 'paid')
+        .expect({ refunded: 0, pending: [] });
+      partiallyRefunded()
+        .send({ type: 'REFUND', ref: 'refund:y', amount: 300 })
+        .send({ type: 'TRANSACTION_FAILED', ref: 'refund:y' }, 'partiallyRefunded');
+      captured()
+        .send({ type: 'REFUND', ref: 'refund:z', amount: 10 })
+        .send({ type: 'TRANSACTION_FAILED', ref: 'refund:z' }, 'captured');
     });
     it('two refunds open at once: the one that completes the refund ends in refunded', () => {
       paid()
@@ -105,7 +146,8 @@ describe('single-use machine', () => {
       partiallyRefunded().send({ type: 'EXPIRE' }, 'closed');
     });
     it('refunded, voided, declined and closed are final', () => {
-      for (const drive of [refunded(), voided(), declined(), closed()]) assert.equal(drive.snapshot.status, 'done', drive.state);
+      for (const drive of [refunded(), voided(), declined(), closed()])
+        assert.equal(drive.snapshot.status, 'done', drive.state);
     });
     it('survives persist/restore (continue-as-new) with a pending payment', () => {
       paying()
@@ -150,7 +192,9 @@ describe('single-use machine', () => {
       });
     }
     it('a refund that open refunds would push past the charge', () => {
-      paid().send({ type: 'REFUND', ref: 'refund:a', amount: 400 }).refuse({ type: 'REFUND', ref: 'refund:b', amount: 101 });
+      paid()
+        .send({ type: 'REFUND', ref: 'refund:a', amount: 400 })
+        .refuse({ type: 'REFUND', ref: 'refund:b', amount: 101 });
     });
     it('close or expire while a refund is open', () => {
       paid().send({ type: 'REFUND', ref: 'refund:a', amount: 1 }).refuse({ type: 'CLOSE' }).refuse({ type: 'EXPIRE' });

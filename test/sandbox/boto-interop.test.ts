@@ -11,7 +11,9 @@ import { startSandbox, type TestSandbox } from './support';
 
 /** A python3 that can import boto.fps, if any. */
 function pythonWithBoto(): string | undefined {
-  return ['python3', '/usr/bin/python3'].find((python) => spawnSync(python, ['-c', 'import boto.fps.connection'], { stdio: 'ignore' }).status === 0);
+  return ['python3', '/usr/bin/python3'].find(
+    (python) => spawnSync(python, ['-c', 'import boto.fps.connection'], { stdio: 'ignore' }).status === 0,
+  );
 }
 
 describe('sandbox with boto.fps as the client (real process)', function () {
@@ -21,7 +23,8 @@ describe('sandbox with boto.fps as the client (real process)', function () {
 
   before(async function () {
     if (!python) {
-      if (process.env.CI === 'true') throw new Error('python3 with boto is required in CI (apt-get install python3-boto)');
+      if (process.env.CI === 'true')
+        throw new Error('python3 with boto is required in CI (apt-get install python3-boto)');
       this.skip();
     }
     sb = await startSandbox({ name: 'boto' });
@@ -29,7 +32,12 @@ describe('sandbox with boto.fps as the client (real process)', function () {
   after(async () => sb?.stop());
 
   it('runs a prepaid merchant session signed, sent and parsed by boto', async () => {
-    const { stdout } = await promisify(execFile)(python!, [path.join(__dirname, 'boto', 'fps_session.py'), sb.url, DEV_ACCESS_KEY_ID, DEV_SECRET_KEY]);
+    const { stdout } = await promisify(execFile)(python!, [
+      path.join(__dirname, 'boto', 'fps_session.py'),
+      sb.url,
+      DEV_ACCESS_KEY_ID,
+      DEV_SECRET_KEY,
+    ]);
     assert.deepEqual(JSON.parse(stdout), {
       cbuiStatus: 'SC',
       fund: 'Success',

@@ -33,9 +33,17 @@ describe('sandbox Co-Branded UI (real process)', function () {
   after(async () => sb?.stop());
 
   const pipelines: Array<{ input: () => PipelineInput; tokens: string[] }> = [
-    { input: () => ({ pipeline: 'SingleUse', callerReference: ref('su'), transactionAmount: usd('12.50') }), tokens: ['tokenID'] },
     {
-      input: () => ({ pipeline: 'SetupPrepaid', callerReferenceSender: ref('ps'), callerReferenceFunding: ref('pf'), fundingAmount: usd('100.00') }),
+      input: () => ({ pipeline: 'SingleUse', callerReference: ref('su'), transactionAmount: usd('12.50') }),
+      tokens: ['tokenID'],
+    },
+    {
+      input: () => ({
+        pipeline: 'SetupPrepaid',
+        callerReferenceSender: ref('ps'),
+        callerReferenceFunding: ref('pf'),
+        fundingAmount: usd('100.00'),
+      }),
       tokens: ['prepaidInstrumentID', 'fundingTokenID', 'prepaidSenderTokenID'],
     },
     {
@@ -56,8 +64,17 @@ describe('sandbox Co-Branded UI (real process)', function () {
     assert.equal(redirect.params.signatureMethod, 'RSA-SHA1');
     assert.equal(redirect.params.signatureVersion, '2');
     assert.equal(redirect.params.certificateUrl, `${sb.url}/certs/PKICert.pem`);
-    assert.ok(verifyCallbackSignature(redirect.params, { httpMethod: 'GET', urlEndPoint, certificatePem }), 'return URL signature verifies');
-    assert.ok(!verifyCallbackSignature({ ...redirect.params, status: 'SB' }, { httpMethod: 'GET', urlEndPoint, certificatePem }), 'a tampered one does not');
+    assert.ok(
+      verifyCallbackSignature(redirect.params, { httpMethod: 'GET', urlEndPoint, certificatePem }),
+      'return URL signature verifies',
+    );
+    assert.ok(
+      !verifyCallbackSignature(
+        { ...redirect.params, status: 'SB' },
+        { httpMethod: 'GET', urlEndPoint, certificatePem },
+      ),
+      'a tampered one does not',
+    );
   };
 
   for (const { input, tokens } of pipelines) {
@@ -77,14 +94,27 @@ describe('sandbox Co-Branded UI (real process)', function () {
       assert.equal(parsed.outcome, 'authorized');
       // The merchant side's full check: allow-listed certificate URL, fetched from the sandbox.
       const verifier = new CallbackVerifier({ certificateUrlAllowlist: [`${sb.url}/certs/`] });
-      assert.deepEqual(await verifier.verify({ httpMethod: 'GET', urlEndPoint: RETURN_URL, params: redirect.params }), { ok: true });
+      assert.deepEqual(await verifier.verify({ httpMethod: 'GET', urlEndPoint: RETURN_URL, params: redirect.params }), {
+        ok: true,
+      });
       // And through the VerifySignature action, with the parameters as received.
-      const verified = await sb.call('VerifySignature', { urlEndPoint: RETURN_URL, httpParameters: redirect.location.search.slice(1) });
+      const verified = await sb.call('VerifySignature', {
+        urlEndPoint: RETURN_URL,
+        httpParameters: redirect.location.search.slice(1),
+      });
       assert.equal(verified.verificationStatus, 'Success');
       const forged = redirect.location.search.slice(1).replace('status=SC', 'status=SA');
-      assert.equal((await sb.call('VerifySignature', { urlEndPoint: RETURN_URL, httpParameters: forged })).verificationStatus, 'Failure');
       assert.equal(
-        (await sb.call('VerifySignature', { urlEndPoint: 'https://evil.example.com/fps/return', httpParameters: redirect.location.search.slice(1) })).verificationStatus,
+        (await sb.call('VerifySignature', { urlEndPoint: RETURN_URL, httpParameters: forged })).verificationStatus,
+        'Failure',
+      );
+      assert.equal(
+        (
+          await sb.call('VerifySignature', {
+            urlEndPoint: 'https://evil.example.com/fps/return',
+            httpParameters: redirect.location.search.slice(1),
+          })
+        ).verificationStatus,
         'Failure',
       );
 
@@ -106,16 +136,29 @@ describe('sandbox Co-Branded UI (real process)', function () {
 
   it('the tokens work: a single-use token pays, GetTokenByCaller knows all pipeline tokens', async () => {
     const callerReference = ref('su');
-    const { params } = await decideCbui(cbuiUrl(sb, { pipeline: 'SingleUse', callerReference, transactionAmount: usd('5.00') }));
+    const { params } = await decideCbui(
+      cbuiUrl(sb, { pipeline: 'SingleUse', callerReference, transactionAmount: usd('5.00') }),
+    );
     const token = await sb.call('GetTokenByCaller', { callerReference });
     assert.deepEqual([token.tokenId, token.tokenType, token.tokenStatus], [params.tokenID, 'SingleUse', 'Active']);
-    assert.equal((await sb.call('Pay', { senderTokenId: params.tokenID, transactionAmount: usd('5.00'), callerReference: ref('pay') })).transactionStatus, 'Success');
+    assert.equal(
+      (
+        await sb.call('Pay', {
+          senderTokenId: params.tokenID,
+          transactionAmount: usd('5.00'),
+          callerReference: ref('pay'),
+        })
+      ).transactionStatus,
+      'Success',
+    );
   });
 
   it('the same callerReference with different parameters is a caller exception (CE), signed', async () => {
     const callerReference = ref('su');
     await decideCbui(cbuiUrl(sb, { pipeline: 'SingleUse', callerReference, transactionAmount: usd('5.00') }));
-    const redirect = await decideCbui(cbuiUrl(sb, { pipeline: 'SingleUse', callerReference, transactionAmount: usd('6.00') }));
+    const redirect = await decideCbui(
+      cbuiUrl(sb, { pipeline: 'SingleUse', callerReference, transactionAmount: usd('6.00') }),
+    );
     assert.equal(redirect.params.status, 'CE');
     assert.match(redirect.params.errorMessage, /different parameters/);
     assertSigned(redirect);
@@ -128,30 +171,55 @@ describe('sandbox Co-Branded UI (real process)', function () {
       const signed = signCbuiParams(params, { host: new URL(sb.url).host, path: CBUI_PATH }, DEV_SECRET_KEY);
       return `${sb.url}${CBUI_PATH}?${toQueryString(signed)}`;
     };
-    const base = { callerKey: DEV_ACCESS_KEY_ID, returnURL: RETURN_URL, version: '2009-01-09', callerReferenceSender: ref('ps') };
-    const noAmount = await decideCbui(sign({ ...base, pipelineName: 'SetupPrepaid', callerReferenceFunding: ref('pf') }));
-    assert.deepEqual([noAmount.params.status, noAmount.params.callerReferenceSender], ['CE', base.callerReferenceSender]);
+    const base = {
+      callerKey: DEV_ACCESS_KEY_ID,
+      returnURL: RETURN_URL,
+      version: '2009-01-09',
+      callerReferenceSender: ref('ps'),
+    };
+    const noAmount = await decideCbui(
+      sign({ ...base, pipelineName: 'SetupPrepaid', callerReferenceFunding: ref('pf') }),
+    );
+    assert.deepEqual(
+      [noAmount.params.status, noAmount.params.callerReferenceSender],
+      ['CE', base.callerReferenceSender],
+    );
     assert.match(noAmount.params.errorMessage, /fundingAmount is required/);
     assertSigned(noAmount);
     const badPipeline = await decideCbui(sign({ ...base, pipelineName: 'Recurring' }));
     assert.equal(badPipeline.params.status, 'CE');
     // Without the decision header the buyer goes straight back too.
-    const response = await fetch(sign({ ...base, pipelineName: 'SetupPrepaid', callerReferenceFunding: ref('pf'), fundingAmount: '-1' }), { redirect: 'manual' });
+    const response = await fetch(
+      sign({ ...base, pipelineName: 'SetupPrepaid', callerReferenceFunding: ref('pf'), fundingAmount: '-1' }),
+      { redirect: 'manual' },
+    );
     assert.equal(response.status, 302);
     assert.equal(new URL(response.headers.get('location')!).searchParams.get('status'), 'CE');
   });
 
   it('keeps the merchant’s own returnURL query and signs it along', async () => {
     const returnUrl = 'http://127.0.0.1:9/shop/return?order=42&note=a%20b';
-    const redirect = await decideCbui(cbuiUrl(sb, { pipeline: 'SingleUse', callerReference: ref('su'), transactionAmount: usd('1.00') }, { returnUrl }));
+    const redirect = await decideCbui(
+      cbuiUrl(sb, { pipeline: 'SingleUse', callerReference: ref('su'), transactionAmount: usd('1.00') }, { returnUrl }),
+    );
     assert.equal(redirect.location.origin + redirect.location.pathname, 'http://127.0.0.1:9/shop/return');
     assert.deepEqual([redirect.params.order, redirect.params.note], ['42', 'a b']);
-    assert.ok(verifyCallbackSignature(redirect.params, { httpMethod: 'GET', urlEndPoint: 'http://127.0.0.1:9/shop/return', certificatePem }));
+    assert.ok(
+      verifyCallbackSignature(redirect.params, {
+        httpMethod: 'GET',
+        urlEndPoint: 'http://127.0.0.1:9/shop/return',
+        certificatePem,
+      }),
+    );
   });
 
   it('refuses a bad merchant signature or an unknown callerKey with a 400 page, never a redirect', async () => {
     const good = cbuiUrl(sb, { pipeline: 'SingleUse', callerReference: ref('su'), transactionAmount: usd('1.00') });
-    for (const bad of [good.replace('transactionAmount=1.00', 'transactionAmount=9.00'), good.replace(DEV_ACCESS_KEY_ID, 'AKIANOBODY0000000000'), good.replace(/&signature=[^&]+/, '')]) {
+    for (const bad of [
+      good.replace('transactionAmount=1.00', 'transactionAmount=9.00'),
+      good.replace(DEV_ACCESS_KEY_ID, 'AKIANOBODY0000000000'),
+      good.replace(/&signature=[^&]+/, ''),
+    ]) {
       const response = await fetch(bad, { headers: { 'x-sandbox-decision': 'approve' }, redirect: 'manual' });
       assert.equal(response.status, 400);
       assert.equal(response.headers.get('location'), null);
@@ -172,14 +240,22 @@ describe('sandbox Co-Branded UI (real process)', function () {
       callerReference: ref('boto'),
       transactionAmount: usd('2.00'),
     } satisfies CbuiRequest);
-    const signed = signCbuiParams(params, { host: 'authorize.payments-sandbox.amazon.com', path: CBUI_PATH }, DEV_SECRET_KEY);
+    const signed = signCbuiParams(
+      params,
+      { host: 'authorize.payments-sandbox.amazon.com', path: CBUI_PATH },
+      DEV_SECRET_KEY,
+    );
     const redirect = await decideCbui(`${sb.url}${CBUI_PATH}?${toQueryString(signed)}`);
     assert.equal(redirect.params.status, 'SC');
   });
 
   it('shows a page with Approve and Cancel; its form approves like the header does', async () => {
     const callerReference = ref('page');
-    const start = cbuiUrl(sb, { pipeline: 'SingleUse', callerReference, transactionAmount: usd('7.25') }, { paymentReason: 'Ebook <Deluxe>' });
+    const start = cbuiUrl(
+      sb,
+      { pipeline: 'SingleUse', callerReference, transactionAmount: usd('7.25') },
+      { paymentReason: 'Ebook <Deluxe>' },
+    );
     const response = await fetch(start);
     assert.equal(response.status, 200);
     const page = await response.text();
@@ -241,10 +317,17 @@ describe('sandbox Co-Branded UI (real process)', function () {
     await new Promise((resolve) => setTimeout(resolve, 2_100));
     await expectFpsError(fund(), 'InstrumentExpired');
     await expectFpsError(
-      sb.call('Pay', { senderTokenId: returned.prepaidSenderTokenID, transactionAmount: usd('1.00'), callerReference: ref('pay') }),
+      sb.call('Pay', {
+        senderTokenId: returned.prepaidSenderTokenID,
+        transactionAmount: usd('1.00'),
+        callerReference: ref('pay'),
+      }),
       'InstrumentExpired',
     );
     // The balance stays readable.
-    assert.deepEqual((await sb.call('GetPrepaidBalance', { prepaidInstrumentId: returned.prepaidInstrumentID })).availableBalance, usd('1.00'));
+    assert.deepEqual(
+      (await sb.call('GetPrepaidBalance', { prepaidInstrumentId: returned.prepaidInstrumentID })).availableBalance,
+      usd('1.00'),
+    );
   });
 });

@@ -22,7 +22,10 @@ function pct(text: string): string {
   let out = '';
   for (const byte of Buffer.from(text, 'utf8')) {
     const unreserved =
-      (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a) || (byte >= 0x30 && byte <= 0x39) || [0x2d, 0x5f, 0x2e, 0x7e].includes(byte);
+      (byte >= 0x41 && byte <= 0x5a) ||
+      (byte >= 0x61 && byte <= 0x7a) ||
+      (byte >= 0x30 && byte <= 0x39) ||
+      [0x2d, 0x5f, 0x2e, 0x7e].includes(byte);
     out += unreserved ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
   }
   return out;
@@ -52,7 +55,19 @@ function opensslVerify(certificatePem: string, data: string, signatureBase64: st
     writeFileSync(path.join(dir, 'sig'), Buffer.from(signatureBase64, 'base64'));
     const pub = execFileSync('openssl', ['x509', '-in', path.join(dir, 'cert.pem'), '-pubkey', '-noout']);
     writeFileSync(path.join(dir, 'pub.pem'), pub);
-    execFileSync('openssl', ['dgst', '-sha1', '-verify', path.join(dir, 'pub.pem'), '-signature', path.join(dir, 'sig'), path.join(dir, 'data')], { stdio: 'pipe' });
+    execFileSync(
+      'openssl',
+      [
+        'dgst',
+        '-sha1',
+        '-verify',
+        path.join(dir, 'pub.pem'),
+        '-signature',
+        path.join(dir, 'sig'),
+        path.join(dir, 'data'),
+      ],
+      { stdio: 'pipe' },
+    );
     return true;
   } catch {
     return false;
@@ -77,7 +92,10 @@ function send(url: string, method: 'GET' | 'POST', query: string, hostHeader?: s
         port: target.port,
         method,
         path: method === 'GET' ? `/?${query}` : '/',
-        headers: { ...(hostHeader ? { host: hostHeader } : {}), ...(method === 'POST' ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
+        headers: {
+          ...(hostHeader ? { host: hostHeader } : {}),
+          ...(method === 'POST' ? { 'content-type': 'application/x-www-form-urlencoded' } : {}),
+        },
       },
       (res) => {
         let body = '';
@@ -123,9 +141,19 @@ function call(
 
 /** A CBUI start URL signed by hand for the sandbox's own host. */
 function cbuiStartUrl(sb: TestSandbox, params: Record<string, string>): string {
-  const all = { callerKey: DEV_ACCESS_KEY_ID, signatureMethod: 'HmacSHA256', signatureVersion: '2', version: '2009-01-09', ...params };
+  const all = {
+    callerKey: DEV_ACCESS_KEY_ID,
+    signatureMethod: 'HmacSHA256',
+    signatureVersion: '2',
+    version: '2009-01-09',
+    ...params,
+  };
   const host = new URL(sb.url).host;
-  const signature = opensslHmac('sha256', DEV_SECRET_KEY, `GET\n${host}\n/cobranded-ui/actions/start\n${canonical(all)}`);
+  const signature = opensslHmac(
+    'sha256',
+    DEV_SECRET_KEY,
+    `GET\n${host}\n/cobranded-ui/actions/start\n${canonical(all)}`,
+  );
   return `${sb.url}/cobranded-ui/actions/start?${canonical(all)}&signature=${pct(signature)}`;
 }
 
@@ -185,11 +213,21 @@ describe('sandbox vs an independent FPS client and the boto vectors (real proces
       if (stale) assert.equal(answer.fields.Code, 'RequestExpired', `${v.name}: ${answer.body}`);
       else assert.notEqual(answer.fields.Code, 'SignatureDoesNotMatch', `${v.name}: ${answer.body}`);
 
-      const tampered = query.replace('TransactionAmount.Value=12.50', 'TransactionAmount.Value=12.51').replace('SettlementAmount.Value=40.00', 'SettlementAmount.Value=40.01');
+      const tampered = query
+        .replace('TransactionAmount.Value=12.50', 'TransactionAmount.Value=12.51')
+        .replace('SettlementAmount.Value=40.00', 'SettlementAmount.Value=40.01');
       assert.notEqual(tampered, query);
-      assert.equal((await send(sb.url, v.method as 'GET' | 'POST', tampered, v.host)).fields.Code, 'SignatureDoesNotMatch', v.name);
+      assert.equal(
+        (await send(sb.url, v.method as 'GET' | 'POST', tampered, v.host)).fields.Code,
+        'SignatureDoesNotMatch',
+        v.name,
+      );
       // The same request under another Host no longer matches what was signed.
-      assert.equal((await send(sb.url, v.method as 'GET' | 'POST', query, 'other.example.com')).fields.Code, 'SignatureDoesNotMatch', v.name);
+      assert.equal(
+        (await send(sb.url, v.method as 'GET' | 'POST', query, 'other.example.com')).fields.Code,
+        'SignatureDoesNotMatch',
+        v.name,
+      );
     }
   });
 
@@ -197,7 +235,11 @@ describe('sandbox vs an independent FPS client and the boto vectors (real proces
     for (const v of cbuiVectors) {
       const location = await approve(`${sb.url}${v.path}?${v.canonicalQuery}&signature=${pct(v.signature)}`);
       assert.equal(`${location.origin}${location.pathname}`, 'https://shop.example.com/fps/return', v.name);
-      assert.equal(location.searchParams.get('status'), 'SC', `${v.name}: ${location.searchParams.get('errorMessage')}`);
+      assert.equal(
+        location.searchParams.get('status'),
+        'SC',
+        `${v.name}: ${location.searchParams.get('errorMessage')}`,
+      );
       assert.equal(location.searchParams.get('instrument'), 'inst-42', 'the merchant’s own query is kept');
       assert.ok(returnUrlVerifies(location, certificatePem), `${v.name}: RSA-SHA1 signature`);
       location.searchParams.set('status', 'SA');
@@ -234,7 +276,13 @@ describe('sandbox vs an independent FPS client and the boto vectors (real proces
     assert.equal(funded.fields.TransactionStatus, 'Success');
     assert.match(funded.body, /<FundPrepaidResponse xmlns="http:\/\/fps\.amazonaws\.com\/doc\/2008-09-17\/">/);
 
-    const pay = { SenderTokenId: senderToken, 'TransactionAmount.Value': '12.50', 'TransactionAmount.CurrencyCode': 'USD', CallerReference: ref('pay a/b c'), SenderDescription: 'Ebook: Durable Payments (2nd ed.)' };
+    const pay = {
+      SenderTokenId: senderToken,
+      'TransactionAmount.Value': '12.50',
+      'TransactionAmount.CurrencyCode': 'USD',
+      CallerReference: ref('pay a/b c'),
+      SenderDescription: 'Ebook: Durable Payments (2nd ed.)',
+    };
     const paid = await call(sb, 'Pay', pay, { method: 'GET', hmac: 'HmacSHA1' });
     assert.equal(paid.status, 200, paid.body);
     assert.equal(paid.fields.TransactionStatus, 'Success');
@@ -243,7 +291,10 @@ describe('sandbox vs an independent FPS client and the boto vectors (real proces
     assert.equal(replay.fields.TransactionId, paid.fields.TransactionId);
 
     const balance = await call(sb, 'GetPrepaidBalance', { PrepaidInstrumentId: instrument }, { method: 'GET' });
-    assert.match(balance.body, /<AvailableBalance><CurrencyCode>USD<\/CurrencyCode><Value>27\.50<\/Value><\/AvailableBalance>/);
+    assert.match(
+      balance.body,
+      /<AvailableBalance><CurrencyCode>USD<\/CurrencyCode><Value>27\.50<\/Value><\/AvailableBalance>/,
+    );
 
     const status = await call(sb, 'GetTransactionStatus', { TransactionId: paid.fields.TransactionId });
     assert.equal(status.fields.CallerReference, pay.CallerReference);

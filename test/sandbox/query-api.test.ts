@@ -13,7 +13,13 @@ interface RawAnswer {
 }
 
 /** One request with full control over method, Host header and parameters. */
-function rawRequest(url: string, method: 'GET' | 'POST', params: Record<string, string>, hostHeader?: string, body?: string): Promise<RawAnswer> {
+function rawRequest(
+  url: string,
+  method: 'GET' | 'POST',
+  params: Record<string, string>,
+  hostHeader?: string,
+  body?: string,
+): Promise<RawAnswer> {
   const target = new URL(url);
   const query = toQueryString(params);
   return new Promise((resolve, reject) => {
@@ -65,8 +71,16 @@ describe('sandbox Query API: authentication and protocol (real process)', functi
     CallerReference: ref('query-api'),
     ...overrides,
   });
-  const sign = (params: Record<string, string>, options: { method?: 'GET' | 'POST'; host?: string; secret?: string; hmac?: HmacMethod } = {}) =>
-    signQueryParams(params, { method: options.method ?? 'GET', host: options.host ?? host, path: '/' }, options.secret ?? DEV_SECRET_KEY, options.hmac);
+  const sign = (
+    params: Record<string, string>,
+    options: { method?: 'GET' | 'POST'; host?: string; secret?: string; hmac?: HmacMethod } = {},
+  ) =>
+    signQueryParams(
+      params,
+      { method: options.method ?? 'GET', host: options.host ?? host, path: '/' },
+      options.secret ?? DEV_SECRET_KEY,
+      options.hmac,
+    );
   const errorOf = (answer: RawAnswer) => parseErrorXml(answer.body, answer.status);
 
   it('accepts HmacSHA256 and HmacSHA1, over GET and POST', async () => {
@@ -80,7 +94,16 @@ describe('sandbox Query API: authentication and protocol (real process)', functi
     // And through the project's client, both methods.
     for (const httpMethod of ['GET', 'POST'] as const) {
       const client = sb.client({ httpMethod, signatureMethod: 'HmacSHA1' });
-      assert.equal((await client.call('Pay', { senderTokenId: tokenId, transactionAmount: usd('1.00'), callerReference: ref('client') })).transactionStatus, 'Success');
+      assert.equal(
+        (
+          await client.call('Pay', {
+            senderTokenId: tokenId,
+            transactionAmount: usd('1.00'),
+            callerReference: ref('client'),
+          })
+        ).transactionStatus,
+        'Success',
+      );
     }
   });
 
@@ -99,10 +122,20 @@ describe('sandbox Query API: authentication and protocol (real process)', functi
     const withoutPort = await rawRequest(sb.url, 'GET', sign(pay(), { host: '127.0.0.1' }));
     assert.equal(errorOf(withoutPort).code, 'SignatureDoesNotMatch');
     // A proxy-style name in the Host header: sign for that name and it verifies.
-    const named = await rawRequest(sb.url, 'POST', sign(pay(), { method: 'POST', host: 'fps.sandbox.example.com:8443' }), 'FPS.Sandbox.Example.com:8443');
+    const named = await rawRequest(
+      sb.url,
+      'POST',
+      sign(pay(), { method: 'POST', host: 'fps.sandbox.example.com:8443' }),
+      'FPS.Sandbox.Example.com:8443',
+    );
     assert.equal(named.status, 200, named.body);
     // Default ports are equivalent to none.
-    const defaultPort = await rawRequest(sb.url, 'GET', sign(pay(), { host: 'fps.sandbox.amazonaws.com' }), 'fps.sandbox.amazonaws.com:443');
+    const defaultPort = await rawRequest(
+      sb.url,
+      'GET',
+      sign(pay(), { host: 'fps.sandbox.amazonaws.com' }),
+      'fps.sandbox.amazonaws.com:443',
+    );
     assert.equal(defaultPort.status, 200, defaultPort.body);
   });
 
@@ -114,11 +147,17 @@ describe('sandbox Query API: authentication and protocol (real process)', functi
     assert.equal(error.code, 'SignatureDoesNotMatch');
     assert.match(error.message, /String to sign/);
     assert.match(error.requestId ?? '', /^[0-9a-f-]{36}$/);
-    assert.equal(errorOf(await rawRequest(sb.url, 'GET', sign(pay(), { secret: 'not-the-secret' }))).code, 'SignatureDoesNotMatch');
+    assert.equal(
+      errorOf(await rawRequest(sb.url, 'GET', sign(pay(), { secret: 'not-the-secret' }))).code,
+      'SignatureDoesNotMatch',
+    );
     const { Signature: _dropped, ...unsigned } = signed;
     assert.equal(errorOf(await rawRequest(sb.url, 'GET', unsigned)).code, 'SignatureDoesNotMatch');
     assert.equal(errorOf(await rawRequest(sb.url, 'POST', signed)).code, 'SignatureDoesNotMatch');
-    assert.equal(errorOf(await rawRequest(sb.url, 'GET', sign(pay({ SignatureVersion: '1' })))).code, 'SignatureDoesNotMatch');
+    assert.equal(
+      errorOf(await rawRequest(sb.url, 'GET', sign(pay({ SignatureVersion: '1' })))).code,
+      'SignatureDoesNotMatch',
+    );
   });
 
   it('rejects an unknown access key id and a missing one', async () => {
@@ -127,7 +166,10 @@ describe('sandbox Query API: authentication and protocol (real process)', functi
     assert.equal(errorOf(unknown).code, 'InvalidClientTokenId');
     const { AWSAccessKeyId: _k, ...anonymous } = pay();
     assert.equal(errorOf(await rawRequest(sb.url, 'GET', sign(anonymous))).code, 'AuthFailure');
-    await expectFpsError(sb.client({ accessKeyId: 'AKIANOBODY0000000000' }).call('GetOutstandingDebtBalance', {}), 'InvalidClientTokenId');
+    await expectFpsError(
+      sb.client({ accessKeyId: 'AKIANOBODY0000000000' }).call('GetOutstandingDebtBalance', {}),
+      'InvalidClientTokenId',
+    );
   });
 
   it('enforces the 15-minute Timestamp window and Expires', async () => {
@@ -136,7 +178,10 @@ describe('sandbox Query API: authentication and protocol (real process)', functi
     assert.equal(errorOf(await rawRequest(sb.url, 'GET', sign(pay({ Timestamp: at(16) })))).code, 'RequestExpired');
     assert.equal((await rawRequest(sb.url, 'GET', sign(pay({ Timestamp: at(-14) })))).status, 200);
     const { Timestamp: _t, ...untimed } = pay();
-    assert.equal(errorOf(await rawRequest(sb.url, 'GET', sign({ ...untimed, Expires: at(-1) }))).code, 'RequestExpired');
+    assert.equal(
+      errorOf(await rawRequest(sb.url, 'GET', sign({ ...untimed, Expires: at(-1) }))).code,
+      'RequestExpired',
+    );
     assert.equal((await rawRequest(sb.url, 'GET', sign({ ...untimed, Expires: at(5) }))).status, 200);
     assert.equal(errorOf(await rawRequest(sb.url, 'GET', sign(untimed))).code, 'InvalidParams');
     // Expired credentials are checked before anything else happens.
@@ -154,14 +199,30 @@ describe('sandbox Query API: authentication and protocol (real process)', functi
     assert.equal(missing.code, 'InvalidParams');
     assert.match(missing.message, /CallerReference/);
     const signed = sign(pay());
-    const repeated = await rawRequest(sb.url, 'POST', signed, undefined, `${toQueryString(signed)}&CallerReference=again`);
+    const repeated = await rawRequest(
+      sb.url,
+      'POST',
+      signed,
+      undefined,
+      `${toQueryString(signed)}&CallerReference=again`,
+    );
     assert.equal(errorOf(repeated).code, 'InvalidParams');
-    assert.equal(errorOf(await rawRequest(sb.url, 'GET', sign(pay({ 'TransactionAmount.Value': '1.001' })))).code, 'InvalidParams');
-    assert.equal(errorOf(await rawRequest(sb.url, 'GET', sign(pay({ 'TransactionAmount.Value': '0.00' })))).code, 'AmountOutOfRange');
+    assert.equal(
+      errorOf(await rawRequest(sb.url, 'GET', sign(pay({ 'TransactionAmount.Value': '1.001' })))).code,
+      'InvalidParams',
+    );
+    assert.equal(
+      errorOf(await rawRequest(sb.url, 'GET', sign(pay({ 'TransactionAmount.Value': '0.00' })))).code,
+      'AmountOutOfRange',
+    );
   });
 
   it('ignores parameters it does not model (boto sends ChargeFeeTo and friends)', async () => {
-    const answer = await rawRequest(sb.url, 'POST', sign(pay({ ChargeFeeTo: 'Recipient', CallerDescription: 'Café ✓ 日本 a+b/c' }), { method: 'POST' }));
+    const answer = await rawRequest(
+      sb.url,
+      'POST',
+      sign(pay({ ChargeFeeTo: 'Recipient', CallerDescription: 'Café ✓ 日本 a+b/c' }), { method: 'POST' }),
+    );
     assert.equal(answer.status, 200, answer.body);
   });
 

@@ -69,7 +69,13 @@ export async function startSandbox(options: StartOptions): Promise<TestSandbox> 
     },
   });
   const client = (overrides: Partial<ConstructorParameters<typeof FpsClient>[0]> = {}) =>
-    new FpsClient({ endpoint: `${url}/`, accessKeyId: DEV_ACCESS_KEY_ID, secretKey: DEV_SECRET_KEY, timeoutMs: 5_000, ...overrides });
+    new FpsClient({
+      endpoint: `${url}/`,
+      accessKeyId: DEV_ACCESS_KEY_ID,
+      secretKey: DEV_SECRET_KEY,
+      timeoutMs: 5_000,
+      ...overrides,
+    });
   const fps = client();
   return {
     service,
@@ -106,7 +112,13 @@ export async function expectFpsError(promise: Promise<unknown>, code: string): P
 export type PipelineInput =
   | { pipeline: 'SingleUse'; callerReference: string; transactionAmount: Money }
   | { pipeline: 'SetupPrepaid'; callerReferenceSender: string; callerReferenceFunding: string; fundingAmount: Money }
-  | { pipeline: 'SetupPostpaid'; callerReferenceSender: string; callerReferenceSettlement: string; creditLimit: Money; globalAmountLimit: Money };
+  | {
+      pipeline: 'SetupPostpaid';
+      callerReferenceSender: string;
+      callerReferenceSettlement: string;
+      creditLimit: Money;
+      globalAmountLimit: Money;
+    };
 
 export const RETURN_URL = 'https://shop.example.com/fps/return';
 
@@ -140,14 +152,21 @@ export async function decideCbui(startUrl: string, decision: 'approve' | 'abort'
 }
 
 export async function approveSingleUse(sb: TestSandbox, amount: Money, callerReference = ref('su')) {
-  const { params } = await decideCbui(cbuiUrl(sb, { pipeline: 'SingleUse', callerReference, transactionAmount: amount }));
+  const { params } = await decideCbui(
+    cbuiUrl(sb, { pipeline: 'SingleUse', callerReference, transactionAmount: amount }),
+  );
   assert.equal(params.status, 'SC', params.errorMessage);
   return { tokenId: params.tokenID, callerReference };
 }
 
 export async function approvePrepaid(sb: TestSandbox, fundingAmount: Money, sender = ref('prepaid-sender')) {
   const { params } = await decideCbui(
-    cbuiUrl(sb, { pipeline: 'SetupPrepaid', callerReferenceSender: sender, callerReferenceFunding: `${sender}:funding`, fundingAmount }),
+    cbuiUrl(sb, {
+      pipeline: 'SetupPrepaid',
+      callerReferenceSender: sender,
+      callerReferenceFunding: `${sender}:funding`,
+      fundingAmount,
+    }),
   );
   assert.equal(params.status, 'SC', params.errorMessage);
   return {
@@ -171,7 +190,12 @@ export async function fundedPrepaid(sb: TestSandbox, funded: Money, limit: Money
   return prepaid;
 }
 
-export async function approvePostpaid(sb: TestSandbox, creditLimit: Money, globalAmountLimit: Money, sender = ref('postpaid-sender')) {
+export async function approvePostpaid(
+  sb: TestSandbox,
+  creditLimit: Money,
+  globalAmountLimit: Money,
+  sender = ref('postpaid-sender'),
+) {
   const { params } = await decideCbui(
     cbuiUrl(sb, {
       pipeline: 'SetupPostpaid',
@@ -208,7 +232,13 @@ export async function ipnReceiver(statuses: number[] = []) {
     req.on('data', (chunk) => (body += chunk));
     req.on('end', () => {
       const answered = statuses[received.length] ?? 200;
-      received.push({ at: Date.now(), path: req.url ?? '', body, params: Object.fromEntries(new URLSearchParams(body)), answered });
+      received.push({
+        at: Date.now(),
+        path: req.url ?? '',
+        body,
+        params: Object.fromEntries(new URLSearchParams(body)),
+        answered,
+      });
       res.statusCode = answered;
       res.end(answered === 200 ? 'OK' : 'not now');
       waiters.splice(0).forEach((w) => w());
@@ -224,7 +254,14 @@ export async function ipnReceiver(statuses: number[] = []) {
       const deadline = Date.now() + timeoutMs;
       while (!predicate(received)) {
         const left = deadline - Date.now();
-        if (left <= 0) assert.fail(`IPNs not as expected after ${timeoutMs} ms: ${JSON.stringify(received.map((r) => r.params), null, 1)}`);
+        if (left <= 0)
+          assert.fail(
+            `IPNs not as expected after ${timeoutMs} ms: ${JSON.stringify(
+              received.map((r) => r.params),
+              null,
+              1,
+            )}`,
+          );
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, Math.min(left, 200));
           waiters.push(() => {
@@ -240,12 +277,17 @@ export async function ipnReceiver(statuses: number[] = []) {
 }
 
 /** Polls `probe` until it returns a value that `done` accepts. */
-export async function eventually<T>(probe: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
+export async function eventually<T>(
+  probe: () => Promise<T>,
+  done: (value: T) => boolean,
+  timeoutMs = 10_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
     if (done(value)) return value;
-    if (Date.now() > deadline) assert.fail(`condition not reached after ${timeoutMs} ms; last value ${JSON.stringify(value)}`);
+    if (Date.now() > deadline)
+      assert.fail(`condition not reached after ${timeoutMs} ms; last value ${JSON.stringify(value)}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }

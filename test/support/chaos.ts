@@ -67,17 +67,34 @@ const USD = (minor: number) => formatDecimal(minor, 'USD');
 // ---- instruments --------------------------------------------------------------------------------
 
 /** Creates and authorizes instruments (before any fault): prepaid $1000, postpaid $500 credit, single use $9.99. */
-export async function createInstruments(stack: ProcessStack, scenario: string, counts: Record<ChaosInstrumentType, number>): Promise<ChaosInstrument[]> {
+export async function createInstruments(
+  stack: ProcessStack,
+  scenario: string,
+  counts: Record<ChaosInstrumentType, number>,
+): Promise<ChaosInstrument[]> {
   const bodies: Record<ChaosInstrumentType, Record<string, unknown>> = {
     prepaid: { type: 'prepaid', fundingAmount: '1000.00', currency: 'USD', description: `chaos ${scenario}` },
-    postpaid: { type: 'postpaid', creditLimit: '500.00', globalAmountLimit: '5000.00', currency: 'USD', description: `chaos ${scenario}` },
+    postpaid: {
+      type: 'postpaid',
+      creditLimit: '500.00',
+      globalAmountLimit: '5000.00',
+      currency: 'USD',
+      description: `chaos ${scenario}`,
+    },
     'single-use': { type: 'single-use', amount: '9.99', currency: 'USD', description: `chaos ${scenario}` },
   };
   const jobs: Array<Promise<ChaosInstrument>> = [];
   for (const type of Object.keys(counts) as ChaosInstrumentType[]) {
     for (let i = 0; i < counts[type]; i++) {
       const customerId = `chaos-${scenario}-${type}-${i}`;
-      jobs.push(activeInstrument(stack, customerId, bodies[type]).then(({ instrumentId, workflowId }) => ({ instrumentId, workflowId, type, customerId })));
+      jobs.push(
+        activeInstrument(stack, customerId, bodies[type]).then(({ instrumentId, workflowId }) => ({
+          instrumentId,
+          workflowId,
+          type,
+          customerId,
+        })),
+      );
     }
   }
   return Promise.all(jobs);
@@ -153,7 +170,9 @@ async function postWithRetries(
       log.serverErrors++;
       if (response.status === 500) log.internalErrors++;
       const retryAfter = Number(response.headers.get('retry-after') ?? 0);
-      await sleep(Math.min(2_000, Math.max(retryAfter * 1000, 100 * 2 ** Math.min(attempt, 4))) * (0.5 + Math.random()));
+      await sleep(
+        Math.min(2_000, Math.max(retryAfter * 1000, 100 * 2 ** Math.min(attempt, 4))) * (0.5 + Math.random()),
+      );
     } catch {
       log.transportErrors++;
       await sleep(Math.min(2_000, 100 * 2 ** Math.min(attempt, 4)) * (0.5 + Math.random()));
@@ -207,7 +226,11 @@ export interface LoadResult {
  * Concurrent clients buying on random instruments: one purchase per single-use instrument, many on
  * the others, plus an occasional refund (prepaid) or settlement (postpaid). Bounded by count and time.
  */
-export async function runLoad(stack: ProcessStack, instruments: ChaosInstrument[], options: LoadOptions): Promise<LoadResult> {
+export async function runLoad(
+  stack: ProcessStack,
+  instruments: ChaosInstrument[],
+  options: LoadOptions,
+): Promise<LoadResult> {
   const random = prng(options.seed);
   const mix = options.mix ?? DEFAULT_MIX;
   const purchases: PurchaseLog[] = [];
@@ -233,7 +256,14 @@ export async function runLoad(stack: ProcessStack, instruments: ChaosInstrument[
       wasPending: false,
     };
     purchases.push(p);
-    const answer = await postWithRetries(stack, `/instruments/${instrument.instrumentId}/purchases`, p.purchaseId, { amount: USD(amount), currency: 'USD' }, Date.now() + deadlineMs, p);
+    const answer = await postWithRetries(
+      stack,
+      `/instruments/${instrument.instrumentId}/purchases`,
+      p.purchaseId,
+      { amount: USD(amount), currency: 'USD' },
+      Date.now() + deadlineMs,
+      p,
+    );
     classify(p, answer);
   }
 
@@ -241,13 +271,27 @@ export async function runLoad(stack: ProcessStack, instruments: ChaosInstrument[
     const scratch = { attempts: 0, transportErrors: 0, serverErrors: 0, internalErrors: 0 };
     otherOps++;
     if (instrument.type === 'postpaid') {
-      await postWithRetries(stack, `/instruments/${instrument.instrumentId}/settle`, `${options.scenario}-settle${n}`, {}, Date.now() + deadlineMs, scratch);
+      await postWithRetries(
+        stack,
+        `/instruments/${instrument.instrumentId}/settle`,
+        `${options.scenario}-settle${n}`,
+        {},
+        Date.now() + deadlineMs,
+        scratch,
+      );
       return;
     }
     const approved = purchases.filter((p) => p.instrumentId === instrument.instrumentId && p.outcome === 'approved');
     if (approved.length === 0) return;
     const target = approved[Math.floor(random() * approved.length)];
-    await postWithRetries(stack, `/instruments/${instrument.instrumentId}/refunds`, `${options.scenario}-refund${n}`, { purchaseId: target.purchaseId }, Date.now() + deadlineMs, scratch);
+    await postWithRetries(
+      stack,
+      `/instruments/${instrument.instrumentId}/refunds`,
+      `${options.scenario}-refund${n}`,
+      { purchaseId: target.purchaseId },
+      Date.now() + deadlineMs,
+      scratch,
+    );
   }
 
   const queue = [...singleUse];
@@ -295,7 +339,13 @@ export async function resolvePending(stack: ProcessStack, purchases: PurchaseLog
         if (got.status !== 200) return;
         const stillPending = new Set((got.body.pending as Array<{ id: string }>).map((t) => t.id));
         const records = new Map<string, { status: string; transactionId?: string; reason?: { code: string } }>();
-        for (const t of got.body.transactions as Array<{ id: string; operation: string; status: string; transactionId?: string; reason?: { code: string } }>) {
+        for (const t of got.body.transactions as Array<{
+          id: string;
+          operation: string;
+          status: string;
+          transactionId?: string;
+          reason?: { code: string };
+        }>) {
           if (t.operation === 'purchase') records.set(t.id, t);
         }
         for (const p of waiting) {
@@ -333,7 +383,11 @@ async function sandboxJson(stack: ProcessStack, path: string): Promise<any> {
 }
 
 /** Nothing pending anywhere: sandbox transactions and IPN deliveries, the relay, every workflow. */
-export async function waitQuiescent(stack: ProcessStack, instruments: ChaosInstrument[], timeoutMs: number): Promise<void> {
+export async function waitQuiescent(
+  stack: ProcessStack,
+  instruments: ChaosInstrument[],
+  timeoutMs: number,
+): Promise<void> {
   await stack.relay?.drained(timeoutMs);
   await until(
     'quiescence (nothing pending at FPS, in IPN delivery or in any workflow)',
@@ -380,13 +434,19 @@ export async function verify(
     }
     if (p.outcome === 'approved' && charged.length === 0) {
       lost++;
-      problems.push(`lost: ${ref} approved to the client, no money at FPS (${txs.map((t) => `${t.id} ${t.status}`).join(', ') || 'no transaction'})`);
+      problems.push(
+        `lost: ${ref} approved to the client, no money at FPS (${txs.map((t) => `${t.id} ${t.status}`).join(', ') || 'no transaction'})`,
+      );
     } else if ((p.outcome === 'declined' || p.outcome === 'rejected') && charged.length > 0) {
       lost++;
-      problems.push(`lost: ${ref} ${p.outcome} (${p.code}) to the client, but FPS charged ${charged.map((t) => `${t.id} ${t.status}`).join(', ')}`);
+      problems.push(
+        `lost: ${ref} ${p.outcome} (${p.code}) to the client, but FPS charged ${charged.map((t) => `${t.id} ${t.status}`).join(', ')}`,
+      );
     } else if (p.outcome === 'no_answer') {
       lost++;
-      problems.push(`lost: ${ref} never got a final answer (${p.attempts} attempts, FPS: ${txs.map((t) => `${t.id} ${t.status}`).join(', ') || 'no transaction'})`);
+      problems.push(
+        `lost: ${ref} never got a final answer (${p.attempts} attempts, FPS: ${txs.map((t) => `${t.id} ${t.status}`).join(', ') || 'no transaction'})`,
+      );
     } else if (p.outcome === 'approved' && p.transactionId && charged[0] && charged[0].id !== p.transactionId) {
       problems.push(`mismatch: ${ref} approved with ${p.transactionId}, FPS has ${charged[0].id}`);
     }
@@ -411,7 +471,8 @@ export async function verify(
     attempted: purchases.length,
     approved: purchases.filter((p) => p.outcome === 'approved').length,
     declined: purchases.filter((p) => p.outcome === 'declined').length,
-    pendingResolved: purchases.filter((p) => p.wasPending && (p.outcome === 'approved' || p.outcome === 'declined')).length,
+    pendingResolved: purchases.filter((p) => p.wasPending && (p.outcome === 'approved' || p.outcome === 'declined'))
+      .length,
     rejected: purchases.filter((p) => p.outcome === 'rejected').length,
     noAnswer: purchases.filter((p) => p.outcome === 'no_answer').length,
     unobservable: purchases.filter((p) => p.outcome === 'unobservable').length,
@@ -435,8 +496,16 @@ export type SandboxFault =
   | { kind: 'drop'; count: number; actions?: string[] };
 
 /** Queues sandbox faults; counts them per kind in `tally` (e.g. "drop", "error:Throttling"). */
-export async function injectFaults(stack: ProcessStack, faults: SandboxFault[], tally: Record<string, number>): Promise<void> {
-  const response = await fetch(`${stack.sandboxUrl}/admin/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(faults) });
+export async function injectFaults(
+  stack: ProcessStack,
+  faults: SandboxFault[],
+  tally: Record<string, number>,
+): Promise<void> {
+  const response = await fetch(`${stack.sandboxUrl}/admin/faults`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(faults),
+  });
   if (response.status !== 201) throw new Error(`POST /admin/faults: ${response.status} ${await response.text()}`);
   for (const f of faults) {
     const name = f.kind === 'error' ? `error:${f.code}` : f.kind;
@@ -454,15 +523,24 @@ export async function settleFaultTally(stack: ProcessStack, tally: Record<string
   await fetch(`${stack.sandboxUrl}/admin/faults`, { method: 'DELETE' });
 }
 
-export async function configureSandboxIpn(stack: ProcessStack, settings: { duplicate?: number; delayMs?: number; enabled?: boolean }): Promise<void> {
-  const response = await fetch(`${stack.sandboxUrl}/admin/ipn`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(settings) });
+export async function configureSandboxIpn(
+  stack: ProcessStack,
+  settings: { duplicate?: number; delayMs?: number; enabled?: boolean },
+): Promise<void> {
+  const response = await fetch(`${stack.sandboxUrl}/admin/ipn`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(settings),
+  });
   if (!response.ok) throw new Error(`POST /admin/ipn: ${response.status} ${await response.text()}`);
 }
 
 /** What happened to IPNs: sandbox deliveries (duplicates included), relay duplicates and reorderings. */
 export async function ipnTally(stack: ProcessStack): Promise<Record<string, number>> {
   const ipn = (await sandboxJson(stack, '/admin/ipn')) as { duplicate: number; deliveries: Record<string, number> };
-  const tally: Record<string, number> = { 'ipn sent by FPS': Object.values(ipn.deliveries ?? {}).reduce((a, b) => a + b, 0) };
+  const tally: Record<string, number> = {
+    'ipn sent by FPS': Object.values(ipn.deliveries ?? {}).reduce((a, b) => a + b, 0),
+  };
   if (stack.relay) {
     tally['ipn duplicated'] = stack.relay.stats.duplicated;
     tally['ipn reordered'] = stack.relay.stats.reordered;
@@ -472,7 +550,14 @@ export async function ipnTally(stack: ProcessStack): Promise<Record<string, numb
 }
 
 /** Runs `action` at random moments within [from, to] of `windowMs` while `busy` is unsettled. */
-export async function atRandomMoments(count: number, windowMs: number, random: () => number, action: (n: number) => Promise<void>, from = 0.1, to = 0.8): Promise<void> {
+export async function atRandomMoments(
+  count: number,
+  windowMs: number,
+  random: () => number,
+  action: (n: number) => Promise<void>,
+  from = 0.1,
+  to = 0.8,
+): Promise<void> {
   const moments = Array.from({ length: count }, () => (from + random() * (to - from)) * windowMs).sort((a, b) => a - b);
   const started = Date.now();
   for (let n = 0; n < moments.length; n++) {
@@ -484,7 +569,24 @@ export async function atRandomMoments(count: number, windowMs: number, random: (
 // ---- the table ---------------------------------------------------------------------------------------
 
 export function formatStatsTable(rows: ScenarioStats[]): string {
-  const header = ['scenario', 'attempted', 'approved', 'declined', 'pending→resolved', 'rejected', 'no answer', 'unobservable', 'lost', 'double-charged', 'retries', '500s', 'other ops', 'discrepancies', 's', 'faults injected'];
+  const header = [
+    'scenario',
+    'attempted',
+    'approved',
+    'declined',
+    'pending→resolved',
+    'rejected',
+    'no answer',
+    'unobservable',
+    'lost',
+    'double-charged',
+    'retries',
+    '500s',
+    'other ops',
+    'discrepancies',
+    's',
+    'faults injected',
+  ];
   const body = rows.map((r) => [
     r.scenario,
     String(r.attempted),
@@ -508,6 +610,9 @@ export function formatStatsTable(rows: ScenarioStats[]): string {
   ]);
   const all = [header, ...body];
   const widths = header.map((_, i) => Math.max(...all.map((row) => row[i].length)));
-  const line = (row: string[]) => row.map((cell, i) => (i === 0 || i === row.length - 1 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join(' │ ');
+  const line = (row: string[]) =>
+    row
+      .map((cell, i) => (i === 0 || i === row.length - 1 ? cell.padEnd(widths[i]) : cell.padStart(widths[i])))
+      .join(' │ ');
   return [line(header), widths.map((w) => '─'.repeat(w)).join('─┼─'), ...body.map(line)].join('\n');
 }

@@ -46,7 +46,13 @@ export interface RelaySettings {
 export interface IpnRelay {
   readonly url: string;
   settings: RelaySettings;
-  readonly stats: { received: number; forwarded: number; duplicated: number; reordered: number; forwardRetries: number };
+  readonly stats: {
+    received: number;
+    forwarded: number;
+    duplicated: number;
+    reordered: number;
+    forwardRetries: number;
+  };
   /** Resolves once every IPN received so far has been forwarded. */
   drained(timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
@@ -159,10 +165,25 @@ async function start(options: ProcessStackOptions, cleanup: Array<() => Promise<
   });
   cleanup.push(() => sandbox.stop());
   const [worker, api] = await Promise.all([
-    spawnService({ name: `${options.name}-worker`, script: 'worker/main.ts', env: { ...env, ...options.workerEnv }, readyLine: 'worker started', readyTimeoutMs: 90_000 }),
-    spawnService({ name: `${options.name}-api`, script: 'api/main.ts', env: { ...env, ...options.apiEnv }, readyUrl: `${apiUrl}/readyz`, readyTimeoutMs: 60_000 }),
+    spawnService({
+      name: `${options.name}-worker`,
+      script: 'worker/main.ts',
+      env: { ...env, ...options.workerEnv },
+      readyLine: 'worker started',
+      readyTimeoutMs: 90_000,
+    }),
+    spawnService({
+      name: `${options.name}-api`,
+      script: 'api/main.ts',
+      env: { ...env, ...options.apiEnv },
+      readyUrl: `${apiUrl}/readyz`,
+      readyTimeoutMs: 60_000,
+    }),
   ]);
-  cleanup.push(() => worker.stop(), () => api.stop());
+  cleanup.push(
+    () => worker.stop(),
+    () => api.stop(),
+  );
 
   const connection = await Connection.connect({ address: temporalAddress });
   cleanup.push(() => connection.close());
@@ -258,7 +279,12 @@ export async function startIpnRelay(target: string): Promise<IpnRelay> {
       await later(delayMs);
       for (let attempt = 0; !closed; attempt++) {
         try {
-          const response = await fetch(`${target}/fps/ipn`, { method: 'POST', headers: { 'content-type': contentType }, body, signal: AbortSignal.timeout(30_000) });
+          const response = await fetch(`${target}/fps/ipn`, {
+            method: 'POST',
+            headers: { 'content-type': contentType },
+            body,
+            signal: AbortSignal.timeout(30_000),
+          });
           await response.arrayBuffer();
           if (response.ok) break;
         } catch {
@@ -292,11 +318,23 @@ export async function startIpnRelay(target: string): Promise<IpnRelay> {
       }
       // Everything else (the buyer's return from the CBUI): passed through as it is.
       const headers: Record<string, string> = {};
-      for (const [name, value] of Object.entries(req.headers)) if (typeof value === 'string' && name !== 'host' && name !== 'connection') headers[name] = value;
-      const upstream = await fetch(`${target}${req.url}`, { method: req.method, headers, body: body.length ? body : undefined, redirect: 'manual' });
+      for (const [name, value] of Object.entries(req.headers))
+        if (typeof value === 'string' && name !== 'host' && name !== 'connection') headers[name] = value;
+      const upstream = await fetch(`${target}${req.url}`, {
+        method: req.method,
+        headers,
+        body: body.length ? body : undefined,
+        redirect: 'manual',
+      });
       const out: Record<string, string> = {};
       upstream.headers.forEach((value, name) => {
-        if (name !== 'content-encoding' && name !== 'transfer-encoding' && name !== 'connection' && name !== 'content-length') out[name] = value;
+        if (
+          name !== 'content-encoding' &&
+          name !== 'transfer-encoding' &&
+          name !== 'connection' &&
+          name !== 'content-length'
+        )
+          out[name] = value;
       });
       res.writeHead(upstream.status, out).end(Buffer.from(await upstream.arrayBuffer()));
     } catch (err) {

@@ -103,7 +103,14 @@ async function start(options: ServiceOptions, log: WriteStream): Promise<Managed
   }
   log.write(`--- ${new Date().toISOString()} starting ${options.script}\n`);
   exitOnSignals();
-  const child = spawnChild({ name: options.name, command, args, env, cwd: root, onLine: (line) => log.write(`${line}\n`) });
+  const child = spawnChild({
+    name: options.name,
+    command,
+    args,
+    env,
+    cwd: root,
+    onLine: (line) => log.write(`${line}\n`),
+  });
   const timeoutMs = options.readyTimeoutMs ?? 30_000;
   try {
     await Promise.all([

@@ -26,19 +26,33 @@ export interface RawResponse {
 
 export function rawRequest(baseUrl: string, request: RawRequest): Promise<RawResponse> {
   const url = new URL(baseUrl);
-  const body = request.body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(request.body) ? request.body : Buffer.from(request.body, 'utf8');
-  const lines: Buffer[] = [Buffer.from(`${request.method} ${request.path} HTTP/1.1\r\nHost: ${url.host}\r\nConnection: close\r\n`, 'latin1')];
+  const body =
+    request.body === undefined
+      ? Buffer.alloc(0)
+      : Buffer.isBuffer(request.body)
+        ? request.body
+        : Buffer.from(request.body, 'utf8');
+  const lines: Buffer[] = [
+    Buffer.from(`${request.method} ${request.path} HTTP/1.1\r\nHost: ${url.host}\r\nConnection: close\r\n`, 'latin1'),
+  ];
   for (const [name, value] of request.headers ?? []) {
-    lines.push(Buffer.from(`${name}: `, 'latin1'), Buffer.isBuffer(value) ? value : Buffer.from(value, 'utf8'), Buffer.from('\r\n', 'latin1'));
+    lines.push(
+      Buffer.from(`${name}: `, 'latin1'),
+      Buffer.isBuffer(value) ? value : Buffer.from(value, 'utf8'),
+      Buffer.from('\r\n', 'latin1'),
+    );
   }
-  if (body.length > 0 && request.contentLength !== false) lines.push(Buffer.from(`Content-Length: ${body.length}\r\n`, 'latin1'));
+  if (body.length > 0 && request.contentLength !== false)
+    lines.push(Buffer.from(`Content-Length: ${body.length}\r\n`, 'latin1'));
   lines.push(Buffer.from('\r\n', 'latin1'), body);
   const wire = Buffer.concat(lines);
 
   return new Promise((resolve, reject) => {
     const socket = net.connect(Number(url.port), url.hostname);
     const chunks: Buffer[] = [];
-    socket.setTimeout(request.timeoutMs ?? 30_000, () => socket.destroy(new Error(`no answer to ${request.method} ${request.path.slice(0, 80)}`)));
+    socket.setTimeout(request.timeoutMs ?? 30_000, () =>
+      socket.destroy(new Error(`no answer to ${request.method} ${request.path.slice(0, 80)}`)),
+    );
     socket.on('data', (chunk) => chunks.push(chunk));
     // The server may answer and close before reading a large body: that is an answer, not an error.
     socket.on('error', (err) => (chunks.length ? undefined : reject(err)));

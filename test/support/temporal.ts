@@ -40,7 +40,13 @@ async function resolveTemporal(): Promise<TestTemporal> {
   const cliPath = await ensureTemporalCli();
   rmSync(TEMPORAL_SERVER_LOG, { force: true });
   exitOnSignals();
-  const server = await startDevServer({ cliPath, headless: true, inMemory: true, namespace, logFile: TEMPORAL_SERVER_LOG });
+  const server = await startDevServer({
+    cliPath,
+    headless: true,
+    inMemory: true,
+    namespace,
+    logFile: TEMPORAL_SERVER_LOG,
+  });
   // Publish it as if TEMPORAL_ADDRESS had been set: in-process code reads config() (the same
   // cached object), services spawned later inherit process.env.
   process.env.TEMPORAL_ADDRESS = server.address;
@@ -102,13 +108,20 @@ const bundles = new Map<string, Promise<WorkflowBundleWithSourceMap>>();
  * The webpack bundle of `workflowsPath`, built once per run (it takes seconds). `preloadModules` as
  * the production worker bundles them (worker/create-worker.ts PRELOADED_WORKFLOW_MODULES).
  */
-export function bundleTestWorkflows(workflowsPath: string, preloadModules: readonly string[] = []): Promise<WorkflowBundleWithSourceMap> {
+export function bundleTestWorkflows(
+  workflowsPath: string,
+  preloadModules: readonly string[] = [],
+): Promise<WorkflowBundleWithSourceMap> {
   const resolved = path.resolve(workflowsPath);
   const key = [resolved, ...preloadModules].join('\n');
   let bundle = bundles.get(key);
   if (!bundle) {
     const { bundleWorkflowCode, DefaultLogger } = workerSdk();
-    bundle = bundleWorkflowCode({ workflowsPath: resolved, preloadModules: [...preloadModules], logger: new DefaultLogger('WARN') });
+    bundle = bundleWorkflowCode({
+      workflowsPath: resolved,
+      preloadModules: [...preloadModules],
+      logger: new DefaultLogger('WARN'),
+    });
     bundles.set(key, bundle);
     // A broken workflow file should fail each test that asks, not be cached as a rejection forever.
     bundle.catch(() => bundles.delete(key));
@@ -148,7 +161,13 @@ export async function startTestWorker(options: TestWorkerOptions): Promise<TestW
     bundleTestWorkflows(workflowsPath, preloadModules),
     getTestTemporal(),
   ]);
-  const worker = await workerSdk().Worker.create({ ...rest, connection, namespace: t.namespace, taskQueue, workflowBundle });
+  const worker = await workerSdk().Worker.create({
+    ...rest,
+    connection,
+    namespace: t.namespace,
+    taskQueue,
+    workflowBundle,
+  });
   let failure: unknown;
   const running = worker.run().catch((err: unknown) => {
     // Otherwise a test just times out waiting for a result nobody will produce.

@@ -5,7 +5,10 @@ import { CLOSING_RETRY_INITIAL_MS, initialRetryIntervalMs, temporalRetryIntercep
 
 describe('api/temporal-retry', () => {
   it('retries an Update refused because the workflow is continuing-as-new after milliseconds', () => {
-    assert.equal(initialRetryIntervalMs({ code: 8, details: 'workflow operation can not be applied because workflow is closing' }), CLOSING_RETRY_INITIAL_MS);
+    assert.equal(
+      initialRetryIntervalMs({ code: 8, details: 'workflow operation can not be applied because workflow is closing' }),
+      CLOSING_RETRY_INITIAL_MS,
+    );
     assert.ok(CLOSING_RETRY_INITIAL_MS <= 50);
   });
 

@@ -94,11 +94,19 @@ describe('docker-compose.yml', () => {
     const uiPort = configDefault('TEMPORAL_UI_PORT');
     assert.deepEqual(portMappings(services['temporal-ui']), [{ host: uiPort, container: 8080 }]);
     for (const [name, service] of appServices) {
-      assert.equal(new URL(String(service.environment?.TEMPORAL_UI_URL)).port, String(uiPort), `${name}: TEMPORAL_UI_URL port`);
+      assert.equal(
+        new URL(String(service.environment?.TEMPORAL_UI_URL)).port,
+        String(uiPort),
+        `${name}: TEMPORAL_UI_URL port`,
+      );
     }
     assert.ok(portMappings(services.temporal).some((p) => p.container === configDefault('TEMPORAL_PORT')));
     for (const [name, service] of appServices) {
-      assert.equal(service.environment?.TEMPORAL_ADDRESS, `temporal:${configDefault('TEMPORAL_PORT')}`, `${name}: TEMPORAL_ADDRESS`);
+      assert.equal(
+        service.environment?.TEMPORAL_ADDRESS,
+        `temporal:${configDefault('TEMPORAL_PORT')}`,
+        `${name}: TEMPORAL_ADDRESS`,
+      );
     }
   });
 
@@ -106,13 +114,24 @@ describe('docker-compose.yml', () => {
     const apiHost = new URL(String(services.api.environment?.API_PUBLIC_URL)).hostname;
     const sandboxHost = new URL(String(services.sandbox.environment?.SANDBOX_PUBLIC_URL)).hostname;
     assert.ok(services.api.networks?.default?.aliases?.includes(apiHost), `api needs the network alias ${apiHost}`);
-    assert.ok(services.sandbox.networks?.default?.aliases?.includes(sandboxHost), `sandbox needs the network alias ${sandboxHost}`);
+    assert.ok(
+      services.sandbox.networks?.default?.aliases?.includes(sandboxHost),
+      `sandbox needs the network alias ${sandboxHost}`,
+    );
     // Browsers resolve *.localhost to loopback, where the ports are published.
     assert.match(apiHost, /\.localhost$/);
     assert.match(sandboxHost, /\.localhost$/);
     for (const [name, service] of appServices) {
-      assert.equal(service.environment?.API_PUBLIC_URL, services.api.environment?.API_PUBLIC_URL, `${name}: API_PUBLIC_URL`);
-      assert.equal(service.environment?.SANDBOX_PUBLIC_URL, services.sandbox.environment?.SANDBOX_PUBLIC_URL, `${name}: SANDBOX_PUBLIC_URL`);
+      assert.equal(
+        service.environment?.API_PUBLIC_URL,
+        services.api.environment?.API_PUBLIC_URL,
+        `${name}: API_PUBLIC_URL`,
+      );
+      assert.equal(
+        service.environment?.SANDBOX_PUBLIC_URL,
+        services.sandbox.environment?.SANDBOX_PUBLIC_URL,
+        `${name}: SANDBOX_PUBLIC_URL`,
+      );
     }
     assert.equal(services.sandbox.environment?.SANDBOX_IPN_URL, `${services.api.environment?.API_PUBLIC_URL}/fps/ipn`);
   });
@@ -130,7 +149,8 @@ describe('docker-compose.yml', () => {
     for (const [name, service] of Object.entries(services)) {
       for (const [dependency, { condition }] of Object.entries(service.depends_on ?? {})) {
         assert.ok(services[dependency], `${name} depends on unknown service ${dependency}`);
-        if (condition === 'service_healthy') assert.ok(services[dependency].healthcheck, `${name} waits for ${dependency}'s health, which has no check`);
+        if (condition === 'service_healthy')
+          assert.ok(services[dependency].healthcheck, `${name} waits for ${dependency}'s health, which has no check`);
         if (condition === 'service_completed_successfully') assert.equal(services[dependency].restart, 'no');
       }
     }
@@ -138,8 +158,10 @@ describe('docker-compose.yml', () => {
 
   it('registers the search attributes the workflows use', () => {
     const job = JSON.stringify(services['temporal-admin-tools'].command);
-    for (const name of Object.values(SEARCH_ATTRIBUTES)) assert.ok(job.includes(name), `search attribute ${name} not registered`);
-    for (const name of ['worker', 'api']) assert.equal(services[name].depends_on?.['temporal-admin-tools']?.condition, 'service_completed_successfully');
+    for (const name of Object.values(SEARCH_ATTRIBUTES))
+      assert.ok(job.includes(name), `search attribute ${name} not registered`);
+    for (const name of ['worker', 'api'])
+      assert.equal(services[name].depends_on?.['temporal-admin-tools']?.condition, 'service_completed_successfully');
   });
 });
 
@@ -162,6 +184,7 @@ describe('Dockerfile', () => {
   });
   it('keeps local state and dependencies out of the build context', () => {
     const ignored = read('.dockerignore').split('\n');
-    for (const entry of ['node_modules', '.data', '.git']) assert.ok(ignored.includes(entry), `.dockerignore lacks ${entry}`);
+    for (const entry of ['node_modules', '.data', '.git'])
+      assert.ok(ignored.includes(entry), `.dockerignore lacks ${entry}`);
   });
 });

@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import vectors from '../vectors/rsa-sha1-callbacks.json';
 import { CallbackVerifier, type CallbackVerifierOptions } from '../../fps/callback-verifier';
 
-type VectorCase = { name: string; httpMethod: string; urlEndPoint: string; params: Record<string, string>; valid: boolean };
+type VectorCase = {
+  name: string;
+  httpMethod: string;
+  urlEndPoint: string;
+  params: Record<string, string>;
+  valid: boolean;
+};
 const cases = vectors.cases as unknown as VectorCase[];
 const CERT_URL = 'https://fps.sandbox.amazonaws.com/certs/090909/PKICert.pem';
 const valid = cases.find((c) => c.name === 'ipn-pay-success')!;
@@ -100,13 +106,22 @@ describe('fps/callback-verifier', () => {
     it('prefix without trailing slash matches whole path segments only', () => {
       const { verifier } = setup({ certificateUrlAllowlist: ['https://fps.sandbox.amazonaws.com/certs'] });
       assert.equal(verifier.allowedCertificateUrl(CERT_URL), CERT_URL);
-      assert.equal(verifier.allowedCertificateUrl('https://fps.sandbox.amazonaws.com/certs'), 'https://fps.sandbox.amazonaws.com/certs');
-      assert.equal(verifier.allowedCertificateUrl('https://fps.sandbox.amazonaws.com/certsevil/PKICert.pem'), undefined);
+      assert.equal(
+        verifier.allowedCertificateUrl('https://fps.sandbox.amazonaws.com/certs'),
+        'https://fps.sandbox.amazonaws.com/certs',
+      );
+      assert.equal(
+        verifier.allowedCertificateUrl('https://fps.sandbox.amazonaws.com/certsevil/PKICert.pem'),
+        undefined,
+      );
     });
 
     it('normalises case and default port before comparing and fetches the normalised URL', async () => {
       const { verifier, fetched } = setup();
-      assert.equal(verifier.allowedCertificateUrl('HTTPS://FPS.Sandbox.AmazonAWS.com:443/certs/090909/PKICert.pem'), CERT_URL);
+      assert.equal(
+        verifier.allowedCertificateUrl('HTTPS://FPS.Sandbox.AmazonAWS.com:443/certs/090909/PKICert.pem'),
+        CERT_URL,
+      );
       await verifier.verify(valid);
       assert.deepEqual(fetched, [CERT_URL]);
     });
@@ -120,14 +135,25 @@ describe('fps/callback-verifier', () => {
     });
 
     it('any of several entries admits', () => {
-      const { verifier } = setup({ certificateUrlAllowlist: ['https://a.example/certs/', 'https://fps.sandbox.amazonaws.com/certs/'] });
+      const { verifier } = setup({
+        certificateUrlAllowlist: ['https://a.example/certs/', 'https://fps.sandbox.amazonaws.com/certs/'],
+      });
       assert.ok(verifier.allowedCertificateUrl(CERT_URL));
     });
 
     it('rejects configuration that is not a plain http(s) prefix', () => {
-      assert.throws(() => new CallbackVerifier({ certificateUrlAllowlist: ['fps.sandbox.amazonaws.com/certs/'] }), TypeError);
-      assert.throws(() => new CallbackVerifier({ certificateUrlAllowlist: ['ftp://fps.sandbox.amazonaws.com/'] }), TypeError);
-      assert.throws(() => new CallbackVerifier({ certificateUrlAllowlist: ['https://u@fps.sandbox.amazonaws.com/'] }), TypeError);
+      assert.throws(
+        () => new CallbackVerifier({ certificateUrlAllowlist: ['fps.sandbox.amazonaws.com/certs/'] }),
+        TypeError,
+      );
+      assert.throws(
+        () => new CallbackVerifier({ certificateUrlAllowlist: ['ftp://fps.sandbox.amazonaws.com/'] }),
+        TypeError,
+      );
+      assert.throws(
+        () => new CallbackVerifier({ certificateUrlAllowlist: ['https://u@fps.sandbox.amazonaws.com/'] }),
+        TypeError,
+      );
     });
   });
 
@@ -224,7 +250,10 @@ describe('fps/callback-verifier', () => {
         },
         async () => 42 as unknown as string,
       ]) {
-        const verifier = new CallbackVerifier({ certificateUrlAllowlist: ['https://fps.sandbox.amazonaws.com/certs/'], fetchCertificate });
+        const verifier = new CallbackVerifier({
+          certificateUrlAllowlist: ['https://fps.sandbox.amazonaws.com/certs/'],
+          fetchCertificate,
+        });
         assert.equal((await verifier.verify(valid)).ok, false);
       }
     });

@@ -26,7 +26,11 @@ describe('fps/caller-reference', () => {
 
   it('uses a SHA-256 that agrees with node:crypto (unicode, block boundaries)', () => {
     for (const text of ['', 'abc', 'é€😀', 'a'.repeat(55), 'a'.repeat(56), 'a'.repeat(64), 'b'.repeat(1000)]) {
-      assert.equal(sha256Hex(text), createHash('sha256').update(text, 'utf8').digest('hex'), `for ${text.length} chars`);
+      assert.equal(
+        sha256Hex(text),
+        createHash('sha256').update(text, 'utf8').digest('hex'),
+        `for ${text.length} chars`,
+      );
     }
   });
 });

@@ -1,11 +1,26 @@
 import assert from 'node:assert/strict';
 import vectors from '../vectors/signature-v2.json';
 import rsaVectors from '../vectors/rsa-sha1-callbacks.json';
-import { buildCbuiUrl, cbuiParams, CbuiReturnError, parseCbuiReturn, type CbuiRequest, type CbuiSingleUse } from '../../fps/cbui';
+import {
+  buildCbuiUrl,
+  cbuiParams,
+  CbuiReturnError,
+  parseCbuiReturn,
+  type CbuiRequest,
+  type CbuiSingleUse,
+} from '../../fps/cbui';
 import { parseDecimal } from '../../fps/money';
 import { verifyCbuiSignature } from '../../fps/signature';
 
-type Vector = { name: string; host: string; path: string; secret: string; params: Record<string, string>; signature: string; url?: string };
+type Vector = {
+  name: string;
+  host: string;
+  path: string;
+  secret: string;
+  params: Record<string, string>;
+  signature: string;
+  url?: string;
+};
 const cbuiVectors = (vectors.cases as unknown as Vector[]).filter((v) => v.path.startsWith('/cobranded-ui'));
 const usd = (value: string) => ({ amount: parseDecimal(value, 'USD'), currency: 'USD' });
 
@@ -21,7 +36,12 @@ function requestFromVector(v: Vector): CbuiRequest {
   };
   switch (p.pipelineName) {
     case 'SingleUse':
-      return { ...common, pipeline: 'SingleUse', callerReference: p.callerReference, transactionAmount: usd(p.transactionAmount) };
+      return {
+        ...common,
+        pipeline: 'SingleUse',
+        callerReference: p.callerReference,
+        transactionAmount: usd(p.transactionAmount),
+      };
     case 'SetupPrepaid':
       return {
         ...common,
@@ -46,7 +66,11 @@ function requestFromVector(v: Vector): CbuiRequest {
 
 describe('fps/cbui: buildCbuiUrl', () => {
   it('the vectors include all three pipelines', () => {
-    assert.deepEqual(cbuiVectors.map((v) => v.params.pipelineName).sort(), ['SetupPostpaid', 'SetupPrepaid', 'SingleUse']);
+    assert.deepEqual(cbuiVectors.map((v) => v.params.pipelineName).sort(), [
+      'SetupPostpaid',
+      'SetupPrepaid',
+      'SingleUse',
+    ]);
   });
 
   for (const v of cbuiVectors) {
@@ -80,7 +104,10 @@ describe('fps/cbui: buildCbuiUrl', () => {
     assert.equal(eur.currencyCode, 'EUR');
     assert.equal(eur.transactionAmount, '12.50');
     const postpaid = requestFromVector(cbuiVectors.find((v) => v.params.pipelineName === 'SetupPostpaid')!);
-    assert.throws(() => cbuiParams({ ...postpaid, globalAmountLimit: { amount: 100, currency: 'EUR' } } as CbuiRequest), TypeError);
+    assert.throws(
+      () => cbuiParams({ ...postpaid, globalAmountLimit: { amount: 100, currency: 'EUR' } } as CbuiRequest),
+      TypeError,
+    );
   });
 
   it('rejects zero, fractional and unsupported amounts, bad references and URLs', () => {
@@ -96,7 +123,10 @@ describe('fps/cbui: buildCbuiUrl', () => {
 });
 
 describe('fps/cbui: parseCbuiReturn', () => {
-  const rsaCase = (name: string) => (rsaVectors.cases as unknown as Array<{ name: string; params: Record<string, string> }>).find((c) => c.name === name)!.params;
+  const rsaCase = (name: string) =>
+    (rsaVectors.cases as unknown as Array<{ name: string; params: Record<string, string> }>).find(
+      (c) => c.name === name,
+    )!.params;
 
   it('SingleUse success from the signed vector', () => {
     assert.deepEqual(parseCbuiReturn('SingleUse', rsaCase('return-singleuse')), {
@@ -136,32 +166,82 @@ describe('fps/cbui: parseCbuiReturn', () => {
   });
 
   it('aborted and every failure status', () => {
-    assert.deepEqual(parseCbuiReturn('SingleUse', { status: 'A', callerReference: 'r' }), { outcome: 'aborted', status: 'A', callerReference: 'r' });
+    assert.deepEqual(parseCbuiReturn('SingleUse', { status: 'A', callerReference: 'r' }), {
+      outcome: 'aborted',
+      status: 'A',
+      callerReference: 'r',
+    });
     for (const status of ['CE', 'NP', 'NM', 'PE', 'SE'] as const) {
-      assert.deepEqual(parseCbuiReturn('SetupPrepaid', { status, callerReferenceSender: 's', errorMessage: 'Caller input error' }), {
-        outcome: 'failed',
-        status,
-        errorMessage: 'Caller input error',
-        callerReference: 's',
-      });
+      assert.deepEqual(
+        parseCbuiReturn('SetupPrepaid', { status, callerReferenceSender: 's', errorMessage: 'Caller input error' }),
+        {
+          outcome: 'failed',
+          status,
+          errorMessage: 'Caller input error',
+          callerReference: 's',
+        },
+      );
     }
-    assert.equal((parseCbuiReturn('SingleUse', { status: 'SE', callerReference: 'r' }) as { errorMessage: string }).errorMessage, '');
+    assert.equal(
+      (parseCbuiReturn('SingleUse', { status: 'SE', callerReference: 'r' }) as { errorMessage: string }).errorMessage,
+      '',
+    );
   });
 
   const rejects: Array<[string, Parameters<typeof parseCbuiReturn>, string, string]> = [
     ['unknown status', ['SingleUse', { status: 'SX', callerReference: 'r' }], 'UnknownStatus', 'status'],
-    ['lower-case status', ['SingleUse', { status: 'sc', callerReference: 'r', tokenID: 't' }], 'UnknownStatus', 'status'],
+    [
+      'lower-case status',
+      ['SingleUse', { status: 'sc', callerReference: 'r', tokenID: 't' }],
+      'UnknownStatus',
+      'status',
+    ],
     ['missing status', ['SingleUse', { callerReference: 'r', tokenID: 't' }], 'MissingParameter', 'status'],
     ['missing tokenID', ['SingleUse', { status: 'SC', callerReference: 'r' }], 'MissingParameter', 'tokenID'],
-    ['SingleUse without callerReference', ['SingleUse', { status: 'SC', callerReferenceSender: 'r', tokenID: 't' }], 'MissingParameter', 'callerReference'],
-    ['missing prepaid funding token', ['SetupPrepaid', { status: 'SA', callerReferenceSender: 'r', prepaidInstrumentID: 'p', prepaidSenderTokenID: 's' }], 'MissingParameter', 'fundingTokenID'],
-    ['empty settlement token', ['SetupPostpaid', { status: 'SA', callerReferenceSender: 'r', creditInstrumentID: 'c', creditSenderTokenID: 's', settlementTokenID: '' }], 'MissingParameter', 'settlementTokenID'],
+    [
+      'SingleUse without callerReference',
+      ['SingleUse', { status: 'SC', callerReferenceSender: 'r', tokenID: 't' }],
+      'MissingParameter',
+      'callerReference',
+    ],
+    [
+      'missing prepaid funding token',
+      [
+        'SetupPrepaid',
+        { status: 'SA', callerReferenceSender: 'r', prepaidInstrumentID: 'p', prepaidSenderTokenID: 's' },
+      ],
+      'MissingParameter',
+      'fundingTokenID',
+    ],
+    [
+      'empty settlement token',
+      [
+        'SetupPostpaid',
+        {
+          status: 'SA',
+          callerReferenceSender: 'r',
+          creditInstrumentID: 'c',
+          creditSenderTokenID: 's',
+          settlementTokenID: '',
+        },
+      ],
+      'MissingParameter',
+      'settlementTokenID',
+    ],
     ['aborted without reference', ['SetupPostpaid', { status: 'A' }], 'MissingParameter', 'callerReference'],
-    ['unknown pipeline', ['Recurring' as 'SingleUse', { status: 'A', callerReference: 'r' }], 'UnknownPipeline', 'pipelineName'],
+    [
+      'unknown pipeline',
+      ['Recurring' as 'SingleUse', { status: 'A', callerReference: 'r' }],
+      'UnknownPipeline',
+      'pipelineName',
+    ],
   ];
   for (const [name, args, code, parameter] of rejects) {
     it(`rejects: ${name}`, () => {
-      assert.throws(() => parseCbuiReturn(...args), (e: unknown) => e instanceof CbuiReturnError && e.code === code && e.parameter === parameter);
+      assert.throws(
+        () => parseCbuiReturn(...args),
+        (e: unknown) => e instanceof CbuiReturnError && e.code === code && e.parameter === parameter,
+      );
     });
   }
 });

@@ -61,7 +61,11 @@ async function fpsLikeServer(answer: Answer) {
     endpoint: `http://127.0.0.1:${port}/`,
     received,
     connections: () => connections,
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -77,7 +81,11 @@ async function rawServer(onSocket: (socket: Socket) => void) {
   const { port } = server.address() as AddressInfo;
   return {
     endpoint: `http://127.0.0.1:${port}/`,
-    close: () => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()); }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -138,7 +146,10 @@ describe('fps/client: FpsClient transport', () => {
     });
 
     it('GET with HmacSHA1 and version 2010-08-28 also verifies', async () => {
-      await client(server.endpoint, { httpMethod: 'GET', signatureMethod: 'HmacSHA1', version: '2010-08-28' }).call('Pay', pay);
+      await client(server.endpoint, { httpMethod: 'GET', signatureMethod: 'HmacSHA1', version: '2010-08-28' }).call(
+        'Pay',
+        pay,
+      );
       const last = server.received.at(-1)!;
       assert.equal(last.method, 'GET');
       assert.ok(last.signatureValid);
@@ -162,7 +173,10 @@ describe('fps/client: FpsClient transport', () => {
     });
 
     it('reuses keep-alive connections for sequential calls', async () => {
-      const fresh = await fpsLikeServer(() => ({ status: 200, body: buildResponseXml('Pay', SAMPLE_RESULTS.Pay, 'r') }));
+      const fresh = await fpsLikeServer(() => ({
+        status: 200,
+        body: buildResponseXml('Pay', SAMPLE_RESULTS.Pay, 'r'),
+      }));
       try {
         const c = client(fresh.endpoint);
         for (let i = 0; i < 6; i++) await c.call('Pay', pay);
@@ -191,7 +205,9 @@ describe('fps/client: FpsClient transport', () => {
 
     it('a server that stalls in the middle of the body: Timeout', async () => {
       const server = await rawServer((socket) => {
-        socket.once('data', () => socket.write('HTTP/1.1 200 OK\r\ncontent-type: text/xml\r\ncontent-length: 500\r\n\r\n<PayResponse>'));
+        socket.once('data', () =>
+          socket.write('HTTP/1.1 200 OK\r\ncontent-type: text/xml\r\ncontent-length: 500\r\n\r\n<PayResponse>'),
+        );
       });
       try {
         const error = await rejection(client(server.endpoint, { timeoutMs: 150 }).call('Pay', pay));
@@ -224,21 +240,61 @@ describe('fps/client: FpsClient transport', () => {
     });
 
     const answers: Array<[string, number, string, Partial<FpsError>]> = [
-      ['503 ServiceUnavailable', 503, buildErrorXml('ServiceUnavailable', 'try later', 'req-503'),
-        { code: 'ServiceUnavailable', httpStatus: 503, retryable: true, requestId: 'req-503' }],
-      ['503 with an HTML body', 503, '<html><body>Service Unavailable</body></html>',
-        { code: 'MalformedResponse', httpStatus: 503, retryable: true }],
-      ['500 InternalError', 500, buildErrorXml('InternalError', 'oops', 'req-500'), { code: 'InternalError', retryable: true }],
-      ['400 InsufficientBalance', 400, buildErrorXml('InsufficientBalance', 'balance too low', 'req-400'),
-        { code: 'InsufficientBalance', httpStatus: 400, retryable: false, requestId: 'req-400' }],
-      ['400 OriginalTransactionIncomplete', 400, buildErrorXml('OriginalTransactionIncomplete', 'pending', 'r'),
-        { code: 'OriginalTransactionIncomplete', retryable: true }],
-      ['garbage 200 body', 200, 'this is not xml <<<', { code: 'MalformedResponse', httpStatus: 200, retryable: false }],
+      [
+        '503 ServiceUnavailable',
+        503,
+        buildErrorXml('ServiceUnavailable', 'try later', 'req-503'),
+        { code: 'ServiceUnavailable', httpStatus: 503, retryable: true, requestId: 'req-503' },
+      ],
+      [
+        '503 with an HTML body',
+        503,
+        '<html><body>Service Unavailable</body></html>',
+        { code: 'MalformedResponse', httpStatus: 503, retryable: true },
+      ],
+      [
+        '500 InternalError',
+        500,
+        buildErrorXml('InternalError', 'oops', 'req-500'),
+        { code: 'InternalError', retryable: true },
+      ],
+      [
+        '400 InsufficientBalance',
+        400,
+        buildErrorXml('InsufficientBalance', 'balance too low', 'req-400'),
+        { code: 'InsufficientBalance', httpStatus: 400, retryable: false, requestId: 'req-400' },
+      ],
+      [
+        '400 OriginalTransactionIncomplete',
+        400,
+        buildErrorXml('OriginalTransactionIncomplete', 'pending', 'r'),
+        { code: 'OriginalTransactionIncomplete', retryable: true },
+      ],
+      [
+        'garbage 200 body',
+        200,
+        'this is not xml <<<',
+        { code: 'MalformedResponse', httpStatus: 200, retryable: false },
+      ],
       ['empty 200 body', 200, '', { code: 'MalformedResponse', retryable: false }],
-      ['200 answer of another action', 200, buildResponseXml('Refund', SAMPLE_RESULTS.Refund, 'r'), { code: 'MalformedResponse' }],
-      ['200 without TransactionId', 200,
-        '<PayResponse><PayResult><TransactionStatus>Success</TransactionStatus></PayResult></PayResponse>', { code: 'MalformedResponse' }],
-      ['200 carrying an error document', 200, buildErrorXml('Throttling', 'slow down', 'r'), { code: 'Throttling', retryable: true }],
+      [
+        '200 answer of another action',
+        200,
+        buildResponseXml('Refund', SAMPLE_RESULTS.Refund, 'r'),
+        { code: 'MalformedResponse' },
+      ],
+      [
+        '200 without TransactionId',
+        200,
+        '<PayResponse><PayResult><TransactionStatus>Success</TransactionStatus></PayResult></PayResponse>',
+        { code: 'MalformedResponse' },
+      ],
+      [
+        '200 carrying an error document',
+        200,
+        buildErrorXml('Throttling', 'slow down', 'r'),
+        { code: 'Throttling', retryable: true },
+      ],
       ['302 redirect', 302, '', { code: 'MalformedResponse', httpStatus: 302, retryable: false }],
     ];
     for (const [name, status, body, expected] of answers) {
@@ -257,12 +313,18 @@ describe('fps/client: FpsClient transport', () => {
       const server = await fpsLikeServer(() => ({ status: 200, body: '' }));
       try {
         const c = client(server.endpoint);
-        const missing = await rejection(c.call('Pay', { ...pay, senderTokenId: undefined } as unknown as FpsRequest<'Pay'>));
+        const missing = await rejection(
+          c.call('Pay', { ...pay, senderTokenId: undefined } as unknown as FpsRequest<'Pay'>),
+        );
         assert.equal(missing.code, 'InvalidParams');
         assert.equal(missing.retryable, false);
-        const fractional = await rejection(c.call('Pay', { ...pay, transactionAmount: { amount: 12.5, currency: 'USD' } }));
+        const fractional = await rejection(
+          c.call('Pay', { ...pay, transactionAmount: { amount: 12.5, currency: 'USD' } }),
+        );
         assert.equal(fractional.code, 'InvalidParams');
-        const huge = await rejection(c.call('Pay', { ...pay, transactionAmount: { amount: 10 ** 13, currency: 'USD' } }));
+        const huge = await rejection(
+          c.call('Pay', { ...pay, transactionAmount: { amount: 10 ** 13, currency: 'USD' } }),
+        );
         assert.equal(huge.code, 'AmountOutOfRange');
         const loneSurrogate = await rejection(c.call('Pay', { ...pay, callerReference: 'inst-1:pay:\uD800' }));
         assert.equal(loneSurrogate.code, 'InvalidParams');

@@ -1,11 +1,20 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import rsaVectors from '../vectors/rsa-sha1-callbacks.json';
-import { buildIpnParams, IpnError, IPN_OPERATIONS, normalizeTransactionStatus, parseIpn, type Ipn } from '../../fps/ipn';
+import {
+  buildIpnParams,
+  IpnError,
+  IPN_OPERATIONS,
+  normalizeTransactionStatus,
+  parseIpn,
+  type Ipn,
+} from '../../fps/ipn';
 import { signCallbackParams, verifyCallbackSignature } from '../../fps/callback-signature';
 import { TRANSACTION_STATUSES } from '../../fps/actions';
 
-const vectorIpn = (rsaVectors.cases as unknown as Array<{ name: string; params: Record<string, string> }>).find((c) => c.name === 'ipn-pay-success')!.params;
+const vectorIpn = (rsaVectors.cases as unknown as Array<{ name: string; params: Record<string, string> }>).find(
+  (c) => c.name === 'ipn-pay-success',
+)!.params;
 
 describe('fps/ipn', () => {
   it('parses the signed IPN vector', () => {
@@ -27,7 +36,10 @@ describe('fps/ipn', () => {
     for (const status of TRANSACTION_STATUSES) {
       for (const spelling of [status.toUpperCase(), status, status.toLowerCase()]) {
         assert.equal(normalizeTransactionStatus(spelling), status);
-        assert.equal((parseIpn({ ...vectorIpn, transactionStatus: spelling }) as { transactionStatus: string }).transactionStatus, status);
+        assert.equal(
+          (parseIpn({ ...vectorIpn, transactionStatus: spelling }) as { transactionStatus: string }).transactionStatus,
+          status,
+        );
       }
     }
   });
@@ -55,9 +67,17 @@ describe('fps/ipn', () => {
   });
 
   it('TokenCancellation round trip', () => {
-    const ipn: Ipn = { notificationType: 'TokenCancellation', tokenId: 'PST-31C', callerReference: 'inst-43:sender', tokenType: 'PrepaidSender' };
+    const ipn: Ipn = {
+      notificationType: 'TokenCancellation',
+      tokenId: 'PST-31C',
+      callerReference: 'inst-43:sender',
+      tokenType: 'PrepaidSender',
+    };
     assert.deepEqual(parseIpn(buildIpnParams(ipn)), ipn);
-    assert.deepEqual(parseIpn({ notificationType: 'TokenCancellation', tokenId: 'T' }), { notificationType: 'TokenCancellation', tokenId: 'T' });
+    assert.deepEqual(parseIpn({ notificationType: 'TokenCancellation', tokenId: 'T' }), {
+      notificationType: 'TokenCancellation',
+      tokenId: 'T',
+    });
   });
 
   it('built params signed by the sandbox verify and parse', () => {
@@ -68,7 +88,12 @@ describe('fps/ipn', () => {
       privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
       certificateUrl: 'http://127.0.0.1:8701/certs/PKICert.pem',
     });
-    assert.ok(verifyCallbackSignature(signed, { ...target, certificatePem: publicKey.export({ type: 'spki', format: 'pem' }).toString() }));
+    assert.ok(
+      verifyCallbackSignature(signed, {
+        ...target,
+        certificatePem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+      }),
+    );
     assert.deepEqual(parseIpn(signed), parseIpn(vectorIpn));
   });
 
@@ -98,12 +123,18 @@ describe('fps/ipn', () => {
   for (const [name, change, code, parameter] of rejects) {
     it(`rejects: ${name}`, () => {
       const params: Record<string, string | undefined> = { ...vectorIpn, ...change };
-      assert.throws(() => parseIpn(params), (e: unknown) => e instanceof IpnError && e.code === code && e.parameter === parameter);
+      assert.throws(
+        () => parseIpn(params),
+        (e: unknown) => e instanceof IpnError && e.code === code && e.parameter === parameter,
+      );
     });
   }
 
   it('TokenCancellation without tokenId is rejected', () => {
-    assert.throws(() => parseIpn({ notificationType: 'TokenCancellation' }), (e: unknown) => e instanceof IpnError && e.parameter === 'tokenId');
+    assert.throws(
+      () => parseIpn({ notificationType: 'TokenCancellation' }),
+      (e: unknown) => e instanceof IpnError && e.parameter === 'tokenId',
+    );
   });
 
   it('buildIpnParams rejects a non-integer date', () => {

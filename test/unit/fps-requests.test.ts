@@ -7,11 +7,17 @@ import { SAMPLE_REQUESTS } from './fps-samples';
 
 /** Through the wire for real: encode, form-encode, parse the form, decode. */
 function overTheWire<A extends FpsAction>(action: A, request: FpsRequest<A>): FpsRequest<A> {
-  const body = toQueryString({ ...encodeRequest(action, request), Action: action, Signature: 'x', AWSAccessKeyId: 'AK' });
+  const body = toQueryString({
+    ...encodeRequest(action, request),
+    Action: action,
+    Signature: 'x',
+    AWSAccessKeyId: 'AK',
+  });
   return decodeRequest(action, Object.fromEntries(new URLSearchParams(body)));
 }
 
-const fpsError = (code: string) => (e: unknown) => e instanceof FpsError && e.code === code && e.httpStatus === 400 && !e.retryable;
+const fpsError = (code: string) => (e: unknown) =>
+  e instanceof FpsError && e.code === code && e.httpStatus === 400 && !e.retryable;
 
 describe('fps/requests', () => {
   describe('encode -> decode round trip', () => {
@@ -26,7 +32,9 @@ describe('fps/requests', () => {
     it('every sample sets every field the table knows (optional ones included)', () => {
       for (const action of FPS_ACTIONS) {
         const keys = Object.keys(SAMPLE_REQUESTS[action]);
-        const fields = ACTION_FIELDS[action].map((f) => f.key).filter((k) => !(action === 'GetTokenByCaller' && k === 'tokenId'));
+        const fields = ACTION_FIELDS[action]
+          .map((f) => f.key)
+          .filter((k) => !(action === 'GetTokenByCaller' && k === 'tokenId'));
         assert.deepEqual(keys.sort(), fields.sort(), action);
       }
     });
@@ -40,21 +48,35 @@ describe('fps/requests', () => {
     });
 
     it('wire names and amount format', () => {
-      assert.deepEqual(encodeRequest('Pay', { senderTokenId: 'S', transactionAmount: { amount: 5, currency: 'USD' }, callerReference: 'c' }), {
-        SenderTokenId: 'S',
-        'TransactionAmount.Value': '0.05',
-        'TransactionAmount.CurrencyCode': 'USD',
-        CallerReference: 'c',
-      });
+      assert.deepEqual(
+        encodeRequest('Pay', {
+          senderTokenId: 'S',
+          transactionAmount: { amount: 5, currency: 'USD' },
+          callerReference: 'c',
+        }),
+        {
+          SenderTokenId: 'S',
+          'TransactionAmount.Value': '0.05',
+          'TransactionAmount.CurrencyCode': 'USD',
+          CallerReference: 'c',
+        },
+      );
       assert.deepEqual(Object.keys(encodeRequest('SettleDebt', SAMPLE_REQUESTS.SettleDebt)).sort(), [
-        'CallerReference', 'CreditInstrumentId', 'SenderTokenId', 'SettlementAmount.CurrencyCode', 'SettlementAmount.Value',
+        'CallerReference',
+        'CreditInstrumentId',
+        'SenderTokenId',
+        'SettlementAmount.CurrencyCode',
+        'SettlementAmount.Value',
       ]);
       assert.ok('AdjustmentAmount.Value' in encodeRequest('WriteOffDebt', SAMPLE_REQUESTS.WriteOffDebt));
       assert.ok('FundingAmount.Value' in encodeRequest('FundPrepaid', SAMPLE_REQUESTS.FundPrepaid));
     });
 
     it('encode refuses a missing required field', () => {
-      assert.throws(() => encodeRequest('Pay', { senderTokenId: 'S', callerReference: 'c' } as unknown as FpsRequest<'Pay'>), TypeError);
+      assert.throws(
+        () => encodeRequest('Pay', { senderTokenId: 'S', callerReference: 'c' } as unknown as FpsRequest<'Pay'>),
+        TypeError,
+      );
     });
   });
 
@@ -63,7 +85,8 @@ describe('fps/requests', () => {
     const without = (name: string) => Object.fromEntries(Object.entries(pay).filter(([k]) => k !== name));
 
     for (const name of Object.keys(pay).filter((k) => k !== 'SenderDescription')) {
-      it(`missing ${name} -> InvalidParams`, () => assert.throws(() => decodeRequest('Pay', without(name)), fpsError('InvalidParams')));
+      it(`missing ${name} -> InvalidParams`, () =>
+        assert.throws(() => decodeRequest('Pay', without(name)), fpsError('InvalidParams')));
     }
     it('every action without any parameter -> InvalidParams (except GetOutstandingDebtBalance)', () => {
       for (const action of FPS_ACTIONS.filter((a) => a !== 'GetOutstandingDebtBalance')) {
@@ -76,36 +99,62 @@ describe('fps/requests', () => {
     });
     for (const zero of ['0', '0.00', '0.0']) {
       it(`zero amount ${zero} -> AmountOutOfRange`, () => {
-        assert.throws(() => decodeRequest('Pay', { ...pay, 'TransactionAmount.Value': zero }), fpsError('AmountOutOfRange'));
+        assert.throws(
+          () => decodeRequest('Pay', { ...pay, 'TransactionAmount.Value': zero }),
+          fpsError('AmountOutOfRange'),
+        );
       });
     }
     it('zero optional amounts are refused too', () => {
       assert.throws(
-        () => decodeRequest('Settle', { ReserveTransactionId: 'R', 'TransactionAmount.Value': '0', 'TransactionAmount.CurrencyCode': 'USD' }),
+        () =>
+          decodeRequest('Settle', {
+            ReserveTransactionId: 'R',
+            'TransactionAmount.Value': '0',
+            'TransactionAmount.CurrencyCode': 'USD',
+          }),
         fpsError('AmountOutOfRange'),
       );
     });
     it('huge amount -> AmountOutOfRange', () => {
-      assert.throws(() => decodeRequest('Pay', { ...pay, 'TransactionAmount.Value': '99999999999999999999' }), fpsError('AmountOutOfRange'));
+      assert.throws(
+        () => decodeRequest('Pay', { ...pay, 'TransactionAmount.Value': '99999999999999999999' }),
+        fpsError('AmountOutOfRange'),
+      );
     });
     for (const malformed of ['-1.00', '1e3', '12.5.0', 'abc', '12.505', ' 12.50', '']) {
       it(`malformed amount ${JSON.stringify(malformed)} -> InvalidParams`, () => {
-        assert.throws(() => decodeRequest('Pay', { ...pay, 'TransactionAmount.Value': malformed }), fpsError('InvalidParams'));
+        assert.throws(
+          () => decodeRequest('Pay', { ...pay, 'TransactionAmount.Value': malformed }),
+          fpsError('InvalidParams'),
+        );
       });
     }
     it('amount without currency, or with an unknown one -> InvalidParams', () => {
       assert.throws(() => decodeRequest('Pay', without('TransactionAmount.CurrencyCode')), fpsError('InvalidParams'));
       assert.throws(() => decodeRequest('Pay', without('TransactionAmount.Value')), fpsError('InvalidParams'));
-      assert.throws(() => decodeRequest('Pay', { ...pay, 'TransactionAmount.CurrencyCode': 'XXX' }), fpsError('InvalidParams'));
+      assert.throws(
+        () => decodeRequest('Pay', { ...pay, 'TransactionAmount.CurrencyCode': 'XXX' }),
+        fpsError('InvalidParams'),
+      );
     });
     it('CallerReference of 128 characters is fine, 129 -> InvalidParams', () => {
       assert.equal(decodeRequest('Pay', { ...pay, CallerReference: 'x'.repeat(128) }).callerReference.length, 128);
-      assert.throws(() => decodeRequest('Pay', { ...pay, CallerReference: 'x'.repeat(129) }), fpsError('InvalidParams'));
-      assert.throws(() => decodeRequest('Refund', { TransactionId: 'T', CallerReference: 'y'.repeat(200) }), fpsError('InvalidParams'));
+      assert.throws(
+        () => decodeRequest('Pay', { ...pay, CallerReference: 'x'.repeat(129) }),
+        fpsError('InvalidParams'),
+      );
+      assert.throws(
+        () => decodeRequest('Refund', { TransactionId: 'T', CallerReference: 'y'.repeat(200) }),
+        fpsError('InvalidParams'),
+      );
     });
     it('GetTokenByCaller needs exactly one of CallerReference and TokenId', () => {
       assert.throws(() => decodeRequest('GetTokenByCaller', {}), fpsError('InvalidParams'));
-      assert.throws(() => decodeRequest('GetTokenByCaller', { CallerReference: 'c', TokenId: 't' }), fpsError('InvalidParams'));
+      assert.throws(
+        () => decodeRequest('GetTokenByCaller', { CallerReference: 'c', TokenId: 't' }),
+        fpsError('InvalidParams'),
+      );
     });
   });
 });

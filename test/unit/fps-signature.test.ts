@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import vectors from '../vectors/signature-v2.json';
-import { canonicalQuery, hmac, rfc3986, signingHost, signQueryParams, signCbuiParams, stringToSign, type HmacMethod } from '../../fps/signature';
+import {
+  canonicalQuery,
+  hmac,
+  rfc3986,
+  signingHost,
+  signQueryParams,
+  signCbuiParams,
+  stringToSign,
+  type HmacMethod,
+} from '../../fps/signature';
 
 describe('fps/signature: Signature V2 against boto-computed vectors', () => {
   for (const v of vectors.cases) {

@@ -24,7 +24,11 @@ describe('fps: workflow-safe modules', () => {
       for (const [module, specifiers] of closure(name)) {
         for (const spec of specifiers) assert.ok(spec.startsWith('./'), `fps/${module} imports ${spec}`);
         const source = readFileSync(join(FPS_DIR, `${module}.ts`), 'utf8').replace(/\/\/.*$/gm, '');
-        assert.doesNotMatch(source, /\b(Buffer|process|require|__dirname|setTimeout|setImmediate)\b/, `fps/${module} uses a Node global`);
+        assert.doesNotMatch(
+          source,
+          /\b(Buffer|process|require|__dirname|setTimeout|setImmediate)\b/,
+          `fps/${module} uses a Node global`,
+        );
       }
     });
   }

@@ -5,14 +5,23 @@ import { FPS_ERROR_CODES, FpsError, httpStatusFor } from '../../fps/errors';
 import { buildErrorXml, buildResponseXml, parseErrorXml, parseResponseXml } from '../../fps/xml';
 import { SAMPLE_RESULTS } from './fps-samples';
 
-const RETRYABLE = ['InternalError', 'ServiceUnavailable', 'Throttling', 'ConcurrentModification', 'OriginalTransactionIncomplete'];
+const RETRYABLE = [
+  'InternalError',
+  'ServiceUnavailable',
+  'Throttling',
+  'ConcurrentModification',
+  'OriginalTransactionIncomplete',
+];
 
 /** The call must throw an FpsError with this code, and nothing else. */
 function throwsFpsError(call: () => unknown, code = 'MalformedResponse'): FpsError {
   try {
     call();
   } catch (e) {
-    assert.ok(e instanceof FpsError, `expected FpsError, got ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+    assert.ok(
+      e instanceof FpsError,
+      `expected FpsError, got ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`,
+    );
     assert.equal(e.code, code, e.message);
     return e;
   }
@@ -31,7 +40,11 @@ describe('fps/xml', () => {
       }
     }
     it('escapes markup in text and keeps it on the way back', () => {
-      const result = { ...SAMPLE_RESULTS.GetTransactionStatus, callerReference: 'a&b<c>"d\'', statusMessage: ']]> <![CDATA[ x' };
+      const result = {
+        ...SAMPLE_RESULTS.GetTransactionStatus,
+        callerReference: 'a&b<c>"d\'',
+        statusMessage: ']]> <![CDATA[ x',
+      };
       const xml = buildResponseXml('GetTransactionStatus', result, 'r');
       assert.ok(!xml.includes('a&b<c>'));
       assert.deepEqual(parseResponseXml('GetTransactionStatus', xml), { ...result, requestId: 'r' });
@@ -43,7 +56,10 @@ describe('fps/xml', () => {
       it(code, () => {
         const status = httpStatusFor(code);
         const xml = buildErrorXml(code, `message for ${code} & <co>`, `rid-${code}`);
-        for (const error of [parseErrorXml(xml, status), throwsFpsError(() => parseResponseXml('Pay', xml, status), code)]) {
+        for (const error of [
+          parseErrorXml(xml, status),
+          throwsFpsError(() => parseResponseXml('Pay', xml, status), code),
+        ]) {
           assert.ok(error instanceof FpsError);
           assert.equal(error.code, code);
           assert.equal(error.message, `${code}: message for ${code} & <co>`);
@@ -83,12 +99,13 @@ describe('fps/xml', () => {
     });
 
     it('prefixed namespace, CRLF, tabs and a comment', () => {
-      const xml = '<?xml version="1.0"?>\r\n<!-- FPS -->\r\n<fps:GetPrepaidBalanceResponse xmlns:fps="http://fps.amazonaws.com/doc/2010-08-28/">\r\n'
-        + '\t<fps:GetPrepaidBalanceResult>\r\n\t\t<fps:PrepaidBalance>\r\n'
-        + '\t\t\t<fps:AvailableBalance><fps:CurrencyCode>USD</fps:CurrencyCode><fps:Value>37.5</fps:Value></fps:AvailableBalance>\r\n'
-        + '\t\t\t<fps:PrepaidFundingBalance>\r\n\t\t\t\t<fps:CurrencyCode>USD</fps:CurrencyCode>\r\n\t\t\t\t<fps:Value> 50.00 </fps:Value>\r\n\t\t\t</fps:PrepaidFundingBalance>\r\n'
-        + '\t\t</fps:PrepaidBalance>\r\n\t</fps:GetPrepaidBalanceResult>\r\n'
-        + '\t<fps:ResponseMetadata><fps:RequestId>rq-1</fps:RequestId></fps:ResponseMetadata>\r\n</fps:GetPrepaidBalanceResponse>';
+      const xml =
+        '<?xml version="1.0"?>\r\n<!-- FPS -->\r\n<fps:GetPrepaidBalanceResponse xmlns:fps="http://fps.amazonaws.com/doc/2010-08-28/">\r\n' +
+        '\t<fps:GetPrepaidBalanceResult>\r\n\t\t<fps:PrepaidBalance>\r\n' +
+        '\t\t\t<fps:AvailableBalance><fps:CurrencyCode>USD</fps:CurrencyCode><fps:Value>37.5</fps:Value></fps:AvailableBalance>\r\n' +
+        '\t\t\t<fps:PrepaidFundingBalance>\r\n\t\t\t\t<fps:CurrencyCode>USD</fps:CurrencyCode>\r\n\t\t\t\t<fps:Value> 50.00 </fps:Value>\r\n\t\t\t</fps:PrepaidFundingBalance>\r\n' +
+        '\t\t</fps:PrepaidBalance>\r\n\t</fps:GetPrepaidBalanceResult>\r\n' +
+        '\t<fps:ResponseMetadata><fps:RequestId>rq-1</fps:RequestId></fps:ResponseMetadata>\r\n</fps:GetPrepaidBalanceResponse>';
       assert.deepEqual(parseResponseXml('GetPrepaidBalance', xml), {
         availableBalance: { amount: 3750, currency: 'USD' },
         prepaidFundingBalance: { amount: 5000, currency: 'USD' },
@@ -151,8 +168,9 @@ describe('fps/xml', () => {
     });
 
     it('the first of several errors wins', () => {
-      const xml = '<Response><Errors><Error><Code>InvalidParams</Code><Message>a</Message></Error>'
-        + '<Error><Code>AmountOutOfRange</Code></Error></Errors><RequestID>r</RequestID></Response>';
+      const xml =
+        '<Response><Errors><Error><Code>InvalidParams</Code><Message>a</Message></Error>' +
+        '<Error><Code>AmountOutOfRange</Code></Error></Errors><RequestID>r</RequestID></Response>';
       assert.equal(parseErrorXml(xml, 400).code, 'InvalidParams');
     });
   });
@@ -167,24 +185,70 @@ describe('fps/xml', () => {
       ['unclosed tag', 'Pay', '<PayResponse><PayResult>'],
       ['mismatched tags', 'Pay', '<PayResponse></PayResult>'],
       ['another action', 'Pay', buildResponseXml('Refund', SAMPLE_RESULTS.Refund, 'r')],
-      ['no result element', 'Pay', '<PayResponse><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></PayResponse>'],
+      [
+        'no result element',
+        'Pay',
+        '<PayResponse><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></PayResponse>',
+      ],
       ['text instead of result', 'Pay', '<PayResponse><PayResult>oops</PayResult></PayResponse>'],
       ['missing TransactionId', 'Pay', pay('<TransactionStatus>Success</TransactionStatus>')],
       ['missing TransactionStatus', 'Pay', pay('<TransactionId>T</TransactionId>')],
       ['unknown status', 'Pay', pay('<TransactionId>T</TransactionId><TransactionStatus>Done</TransactionStatus>')],
-      ['upper-case status (IPN spelling)', 'Pay', pay('<TransactionId>T</TransactionId><TransactionStatus>SUCCESS</TransactionStatus>')],
-      ['repeated TransactionId', 'Pay', pay('<TransactionId>T</TransactionId><TransactionId>U</TransactionId><TransactionStatus>Success</TransactionStatus>')],
-      ['nested TransactionId', 'Pay', pay('<TransactionId><X>T</X></TransactionId><TransactionStatus>Success</TransactionStatus>')],
+      [
+        'upper-case status (IPN spelling)',
+        'Pay',
+        pay('<TransactionId>T</TransactionId><TransactionStatus>SUCCESS</TransactionStatus>'),
+      ],
+      [
+        'repeated TransactionId',
+        'Pay',
+        pay(
+          '<TransactionId>T</TransactionId><TransactionId>U</TransactionId><TransactionStatus>Success</TransactionStatus>',
+        ),
+      ],
+      [
+        'nested TransactionId',
+        'Pay',
+        pay('<TransactionId><X>T</X></TransactionId><TransactionStatus>Success</TransactionStatus>'),
+      ],
       ['prototype-polluting element', 'Pay', pay('<__proto__><polluted>1</polluted></__proto__>')],
-      ['entity bomb', 'Pay', '<!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
-        + pay('<TransactionId>&b;&b;&b;</TransactionId><TransactionStatus>Bad</TransactionStatus>')],
-      ['balance without container', 'GetPrepaidBalance', '<GetPrepaidBalanceResponse><GetPrepaidBalanceResult><AvailableBalance/></GetPrepaidBalanceResult></GetPrepaidBalanceResponse>'],
-      ['float amount', 'GetDebtBalance', '<GetDebtBalanceResponse><GetDebtBalanceResult><DebtBalance><AvailableBalance><CurrencyCode>USD</CurrencyCode><Value>1e3</Value></AvailableBalance><PendingOutBalance><CurrencyCode>USD</CurrencyCode><Value>0</Value></PendingOutBalance></DebtBalance></GetDebtBalanceResult></GetDebtBalanceResponse>'],
-      ['amount without currency', 'GetDebtBalance', '<GetDebtBalanceResponse><GetDebtBalanceResult><DebtBalance><AvailableBalance><Value>1.00</Value></AvailableBalance><PendingOutBalance><CurrencyCode>USD</CurrencyCode><Value>0</Value></PendingOutBalance></DebtBalance></GetDebtBalanceResult></GetDebtBalanceResponse>'],
-      ['amount as text', 'GetOutstandingDebtBalance', '<GetOutstandingDebtBalanceResponse><GetOutstandingDebtBalanceResult><OutstandingDebt><OutstandingBalance>USD 1.00</OutstandingBalance><PendingOutBalance>0</PendingOutBalance></OutstandingDebt></GetOutstandingDebtBalanceResult></GetOutstandingDebtBalanceResponse>'],
-      ['unknown verification status', 'VerifySignature', '<VerifySignatureResponse><VerifySignatureResult><VerificationStatus>Maybe</VerificationStatus></VerifySignatureResult></VerifySignatureResponse>'],
+      [
+        'entity bomb',
+        'Pay',
+        '<!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>' +
+          pay('<TransactionId>&b;&b;&b;</TransactionId><TransactionStatus>Bad</TransactionStatus>'),
+      ],
+      [
+        'balance without container',
+        'GetPrepaidBalance',
+        '<GetPrepaidBalanceResponse><GetPrepaidBalanceResult><AvailableBalance/></GetPrepaidBalanceResult></GetPrepaidBalanceResponse>',
+      ],
+      [
+        'float amount',
+        'GetDebtBalance',
+        '<GetDebtBalanceResponse><GetDebtBalanceResult><DebtBalance><AvailableBalance><CurrencyCode>USD</CurrencyCode><Value>1e3</Value></AvailableBalance><PendingOutBalance><CurrencyCode>USD</CurrencyCode><Value>0</Value></PendingOutBalance></DebtBalance></GetDebtBalanceResult></GetDebtBalanceResponse>',
+      ],
+      [
+        'amount without currency',
+        'GetDebtBalance',
+        '<GetDebtBalanceResponse><GetDebtBalanceResult><DebtBalance><AvailableBalance><Value>1.00</Value></AvailableBalance><PendingOutBalance><CurrencyCode>USD</CurrencyCode><Value>0</Value></PendingOutBalance></DebtBalance></GetDebtBalanceResult></GetDebtBalanceResponse>',
+      ],
+      [
+        'amount as text',
+        'GetOutstandingDebtBalance',
+        '<GetOutstandingDebtBalanceResponse><GetOutstandingDebtBalanceResult><OutstandingDebt><OutstandingBalance>USD 1.00</OutstandingBalance><PendingOutBalance>0</PendingOutBalance></OutstandingDebt></GetOutstandingDebtBalanceResult></GetOutstandingDebtBalanceResponse>',
+      ],
+      [
+        'unknown verification status',
+        'VerifySignature',
+        '<VerifySignatureResponse><VerifySignatureResult><VerificationStatus>Maybe</VerificationStatus></VerifySignatureResult></VerifySignatureResponse>',
+      ],
       ['deep nesting', 'Pay', '<a>'.repeat(20000) + '</a>'.repeat(20000)],
-      ['error document without code', 'Pay', '<Response><Errors><Error><Message>m</Message></Error></Errors></Response>'],
+      [
+        'error document without code',
+        'Pay',
+        '<Response><Errors><Error><Message>m</Message></Error></Errors></Response>',
+      ],
     ];
     for (const [name, action, xml] of bad) {
       it(name, () => {
@@ -225,16 +289,20 @@ describe('fps/xml', () => {
         .tuple(fc.nat({ max: valid.length }), fc.nat({ max: 20 }), fc.string({ maxLength: 20 }))
         .map(([at, drop, insert]) => valid.slice(0, at) + insert + valid.slice(at + drop));
       fc.assert(
-        fc.property(fc.oneof(fc.string(), fc.string({ unit: 'binary' }), mutated), fc.constantFrom(200, 400, 503), (body, status) => {
-          try {
-            const result = parseResponseXml('GetPrepaidBalance', body, status);
-            assert.equal(status, 200);
-            assert.equal(typeof result.availableBalance.amount, 'number');
-          } catch (e) {
-            if (!(e instanceof FpsError)) throw e;
-          }
-          assert.ok(parseErrorXml(body, status) instanceof FpsError);
-        }),
+        fc.property(
+          fc.oneof(fc.string(), fc.string({ unit: 'binary' }), mutated),
+          fc.constantFrom(200, 400, 503),
+          (body, status) => {
+            try {
+              const result = parseResponseXml('GetPrepaidBalance', body, status);
+              assert.equal(status, 200);
+              assert.equal(typeof result.availableBalance.amount, 'number');
+            } catch (e) {
+              if (!(e instanceof FpsError)) throw e;
+            }
+            assert.ok(parseErrorXml(body, status) instanceof FpsError);
+          },
+        ),
         { numRuns: 500, seed: 42 },
       );
     });

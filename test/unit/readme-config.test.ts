@@ -9,7 +9,12 @@ describe('README documents the configuration', () => {
   it('names every environment variable that config/index.ts reads', () => {
     const source = readFileSync(path.join(root, 'config', 'index.ts'), 'utf8');
     const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
-    const names = new Set([...source.matchAll(/(?:str|int|list|secret|bool)\('([A-Z][A-Z0-9_]+)'/g), ...source.matchAll(/process\.env\.([A-Z][A-Z0-9_]+)/g)].map((m) => m[1]));
+    const names = new Set(
+      [
+        ...source.matchAll(/(?:str|int|list|secret|bool)\('([A-Z][A-Z0-9_]+)'/g),
+        ...source.matchAll(/process\.env\.([A-Z][A-Z0-9_]+)/g),
+      ].map((m) => m[1]),
+    );
     names.delete('XDG_CACHE_HOME');
     assert.ok(names.size > 30, `expected the full list of variables, found ${names.size}`);
     const missing = [...names].filter((name) => !readme.includes(name));

@@ -3,7 +3,17 @@
 import assert from 'node:assert/strict';
 import { InstrumentStateKey, purchaseUpdate } from '../../workflows/messages';
 import { testClient, type TestWorker } from '../support/temporal';
-import { authorize, FAST, saveHistory, snapshotOf, startInstrument, startInstrumentWorker, startSandbox, waitForState, type SandboxProcess } from './instrument-env';
+import {
+  authorize,
+  FAST,
+  saveHistory,
+  snapshotOf,
+  startInstrument,
+  startInstrumentWorker,
+  startSandbox,
+  waitForState,
+  type SandboxProcess,
+} from './instrument-env';
 
 describe('continue-as-new (Temporal + worker + sandbox process)', function () {
   this.timeout(90_000);
@@ -33,7 +43,10 @@ describe('continue-as-new (Temporal + worker + sandbox process)', function () {
 
     const results = [];
     for (let i = 0; i < 40; i++) {
-      const r = await handle.executeUpdate(purchaseUpdate, { args: [{ purchaseId: `p-${i}`, amount: 100 + 10 * i, currency: 'USD' }], updateId: `p-${i}` });
+      const r = await handle.executeUpdate(purchaseUpdate, {
+        args: [{ purchaseId: `p-${i}`, amount: 100 + 10 * i, currency: 'USD' }],
+        updateId: `p-${i}`,
+      });
       assert.equal(r.outcome, 'approved', `purchase ${i}: ${JSON.stringify(r)}`);
       results.push(r);
     }
@@ -46,7 +59,10 @@ describe('continue-as-new (Temporal + worker + sandbox process)', function () {
     assert.equal((await sandbox.admin.prepaid(prepaidId)).balance.amount, 100_000 - spent);
 
     // The first purchase, asked again in a later run (Temporal's own dedup is per run): its first result.
-    const again = await handle.executeUpdate(purchaseUpdate, { args: [{ purchaseId: 'p-0', amount: 100, currency: 'USD' }], updateId: 'p-0' });
+    const again = await handle.executeUpdate(purchaseUpdate, {
+      args: [{ purchaseId: 'p-0', amount: 100, currency: 'USD' }],
+      updateId: 'p-0',
+    });
     assert.equal(again.transactionId, results[0].transactionId);
     assert.equal(again.outcome, 'approved');
     assert.equal((await sandbox.admin.transactions(`${input.instrumentId}:pay:p-0`)).length, 1);
@@ -59,7 +75,10 @@ describe('continue-as-new (Temporal + worker + sandbox process)', function () {
     assert.equal(description.status.name, 'RUNNING');
     assert.equal(description.typedSearchAttributes.get(InstrumentStateKey), 'active');
 
-    const next = await handle.executeUpdate(purchaseUpdate, { args: [{ purchaseId: 'after', amount: 5, currency: 'USD' }], updateId: 'after' });
+    const next = await handle.executeUpdate(purchaseUpdate, {
+      args: [{ purchaseId: 'after', amount: 5, currency: 'USD' }],
+      updateId: 'after',
+    });
     assert.equal(next.outcome, 'approved');
     // The latest run's history starts from a continued state: replayed like the others.
     await saveHistory(handle, 'prepaid-continued');

@@ -29,7 +29,13 @@ function capturingLogger() {
 }
 
 const USD = (amount: number) => ({ amount, currency: 'USD' });
-const payInput = { instrumentId: 'inst-1', callerReference: 'inst-1:pay:order-1', senderTokenId: 'TOKEN', amount: USD(1250), description: 'a book' };
+const payInput = {
+  instrumentId: 'inst-1',
+  callerReference: 'inst-1:pay:order-1',
+  senderTokenId: 'TOKEN',
+  amount: USD(1250),
+  description: 'a book',
+};
 
 async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
   try {
@@ -43,12 +49,24 @@ async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure>
 
 describe('FPS activities', () => {
   it('pay sends the workflow-decided CallerReference and amount, and returns the transaction', async () => {
-    const gateway = new ScriptedGateway(() => ({ transactionId: 'TX1', transactionStatus: 'Success', requestId: 'REQ' }));
+    const gateway = new ScriptedGateway(() => ({
+      transactionId: 'TX1',
+      transactionStatus: 'Success',
+      requestId: 'REQ',
+    }));
     const { logger, lines } = capturingLogger();
     const result = await createFpsActivities(gateway, { logger }).pay(payInput);
     assert.deepEqual(result, { transactionId: 'TX1', transactionStatus: 'Success', requestId: 'REQ' });
     assert.deepEqual(gateway.calls, [
-      { action: 'Pay', request: { senderTokenId: 'TOKEN', transactionAmount: USD(1250), callerReference: 'inst-1:pay:order-1', senderDescription: 'a book' } },
+      {
+        action: 'Pay',
+        request: {
+          senderTokenId: 'TOKEN',
+          transactionAmount: USD(1250),
+          callerReference: 'inst-1:pay:order-1',
+          senderDescription: 'a book',
+        },
+      },
     ]);
     assert.equal(lines[0].callerReference, 'inst-1:pay:order-1');
     assert.equal(lines[0].transactionId, 'TX1');
@@ -63,7 +81,12 @@ describe('FPS activities', () => {
     const failure = await failureOf(createFpsActivities(gateway).pay(payInput));
     assert.equal(failure.type, 'FpsError:ServiceUnavailable');
     assert.equal(failure.nonRetryable, false);
-    assert.deepEqual(fpsFailureDetails(failure), { code: 'ServiceUnavailable', message: 'ServiceUnavailable: busy', requestId: 'REQ-2', httpStatus: 503 });
+    assert.deepEqual(fpsFailureDetails(failure), {
+      code: 'ServiceUnavailable',
+      message: 'ServiceUnavailable: busy',
+      requestId: 'REQ-2',
+      httpStatus: 503,
+    });
   });
 
   it('timeouts and network errors are retryable too', async () => {
@@ -71,7 +94,20 @@ describe('FPS activities', () => {
       const gateway = new ScriptedGateway(() => {
         throw new FpsError(code, 'no answer', undefined, undefined);
       });
-      assert.equal((await failureOf(createFpsActivities(gateway).fundPrepaid({ instrumentId: 'i', callerReference: 'i:fund:initial', prepaidInstrumentId: 'P', fundingTokenId: 'F', amount: USD(5) }))).nonRetryable, false);
+      assert.equal(
+        (
+          await failureOf(
+            createFpsActivities(gateway).fundPrepaid({
+              instrumentId: 'i',
+              callerReference: 'i:fund:initial',
+              prepaidInstrumentId: 'P',
+              fundingTokenId: 'F',
+              amount: USD(5),
+            }),
+          )
+        ).nonRetryable,
+        false,
+      );
     }
   });
 
@@ -90,13 +126,15 @@ describe('FPS activities', () => {
       throw new FpsError('DuplicateRequest', 'same reference, other parameters', 'REQ-4', 400);
     });
     const { logger, lines } = capturingLogger();
-    const failure = await failureOf(createFpsActivities(gateway, { logger }).settleDebt({
-      instrumentId: 'i',
-      callerReference: 'i:settle:s1',
-      creditInstrumentId: 'C',
-      settlementTokenId: 'S',
-      amount: USD(100),
-    }));
+    const failure = await failureOf(
+      createFpsActivities(gateway, { logger }).settleDebt({
+        instrumentId: 'i',
+        callerReference: 'i:settle:s1',
+        creditInstrumentId: 'C',
+        settlementTokenId: 'S',
+        amount: USD(100),
+      }),
+    );
     assert.equal(failure.nonRetryable, true);
     assert.equal(failure.type, 'FpsError:DuplicateRequest');
     const error = lines.find((l) => l.level === 50);
@@ -121,7 +159,13 @@ describe('FPS activities', () => {
           : action === 'CancelToken'
             ? {}
             : action === 'GetTransactionStatus'
-              ? { transactionId: 'T', transactionStatus: 'Pending', callerReference: 'c', statusCode: 'PendingNetworkResponse', statusMessage: '' }
+              ? {
+                  transactionId: 'T',
+                  transactionStatus: 'Pending',
+                  callerReference: 'c',
+                  statusCode: 'PendingNetworkResponse',
+                  statusMessage: '',
+                }
               : { transactionId: 'T', transactionStatus: 'Success' },
     );
     const a = createFpsActivities(gateway);
@@ -129,18 +173,50 @@ describe('FPS activities', () => {
     await a.settle({ instrumentId: 'i', reserveTransactionId: 'R', amount: USD(10) });
     await a.refund({ instrumentId: 'i', callerReference: 'i:refund:r', transactionId: 'T0', amount: USD(5) });
     await a.cancel({ instrumentId: 'i', transactionId: 'R' });
-    await a.writeOffDebt({ instrumentId: 'i', callerReference: 'i:writeoff:w', creditInstrumentId: 'C', amount: USD(7) });
-    assert.deepEqual(await a.getPrepaidBalance({ instrumentId: 'i', prepaidInstrumentId: 'P' }), { available: USD(1), pending: USD(2) });
-    assert.deepEqual(await a.getDebtBalance({ instrumentId: 'i', creditInstrumentId: 'C' }), { available: USD(3), pending: USD(4) });
-    assert.equal((await a.getTransactionStatus({ instrumentId: 'i', transactionId: 'T' })).statusCode, 'PendingNetworkResponse');
+    await a.writeOffDebt({
+      instrumentId: 'i',
+      callerReference: 'i:writeoff:w',
+      creditInstrumentId: 'C',
+      amount: USD(7),
+    });
+    assert.deepEqual(await a.getPrepaidBalance({ instrumentId: 'i', prepaidInstrumentId: 'P' }), {
+      available: USD(1),
+      pending: USD(2),
+    });
+    assert.deepEqual(await a.getDebtBalance({ instrumentId: 'i', creditInstrumentId: 'C' }), {
+      available: USD(3),
+      pending: USD(4),
+    });
+    assert.equal(
+      (await a.getTransactionStatus({ instrumentId: 'i', transactionId: 'T' })).statusCode,
+      'PendingNetworkResponse',
+    );
     await a.cancelToken({ instrumentId: 'i', tokenId: 'TOK', reason: 'closed' });
     assert.deepEqual(
       gateway.calls.map((c) => c.action),
-      ['Reserve', 'Settle', 'Refund', 'Cancel', 'WriteOffDebt', 'GetPrepaidBalance', 'GetDebtBalance', 'GetTransactionStatus', 'CancelToken'],
+      [
+        'Reserve',
+        'Settle',
+        'Refund',
+        'Cancel',
+        'WriteOffDebt',
+        'GetPrepaidBalance',
+        'GetDebtBalance',
+        'GetTransactionStatus',
+        'CancelToken',
+      ],
     );
     assert.deepEqual(gateway.calls[1].request, { reserveTransactionId: 'R', transactionAmount: USD(10) });
-    assert.deepEqual(gateway.calls[2].request, { transactionId: 'T0', callerReference: 'i:refund:r', refundAmount: USD(5) });
-    assert.deepEqual(gateway.calls[4].request, { creditInstrumentId: 'C', adjustmentAmount: USD(7), callerReference: 'i:writeoff:w' });
+    assert.deepEqual(gateway.calls[2].request, {
+      transactionId: 'T0',
+      callerReference: 'i:refund:r',
+      refundAmount: USD(5),
+    });
+    assert.deepEqual(gateway.calls[4].request, {
+      creditInstrumentId: 'C',
+      adjustmentAmount: USD(7),
+      callerReference: 'i:writeoff:w',
+    });
     assert.deepEqual(gateway.calls[8].request, { tokenId: 'TOK', reasonText: 'closed' });
   });
 });

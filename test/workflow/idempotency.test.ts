@@ -44,7 +44,10 @@ describe('idempotent purchases (Temporal + worker + sandbox process)', function 
   it('the sandbox drops the Pay answer: the retry with the same CallerReference finds the one charge', async () => {
     const { handle, input, prepaidId } = await activePrepaid();
     await sandbox.admin.fault({ kind: 'drop', count: 1, actions: ['Pay'] });
-    const result = await handle.executeUpdate(purchaseUpdate, { args: [{ purchaseId: 'dropped', amount: 700, currency: 'USD' }], updateId: 'dropped' });
+    const result = await handle.executeUpdate(purchaseUpdate, {
+      args: [{ purchaseId: 'dropped', amount: 700, currency: 'USD' }],
+      updateId: 'dropped',
+    });
     assert.equal(result.outcome, 'approved');
     const charges = await sandbox.admin.transactions(`${input.instrumentId}:pay:dropped`);
     assert.equal(charges.length, 1, 'one charge in the ledger');
@@ -56,7 +59,10 @@ describe('idempotent purchases (Temporal + worker + sandbox process)', function 
   it('a transient InternalError is retried; the purchase is approved once', async () => {
     const { handle, input, prepaidId } = await activePrepaid();
     await sandbox.admin.fault({ kind: 'error', code: 'InternalError', count: 2, actions: ['Pay'] });
-    const result = await handle.executeUpdate(purchaseUpdate, { args: [{ purchaseId: 'flaky', amount: 300, currency: 'USD' }], updateId: 'flaky' });
+    const result = await handle.executeUpdate(purchaseUpdate, {
+      args: [{ purchaseId: 'flaky', amount: 300, currency: 'USD' }],
+      updateId: 'flaky',
+    });
     assert.equal(result.outcome, 'approved');
     assert.equal((await sandbox.admin.transactions(`${input.instrumentId}:pay:flaky`)).length, 1);
     assert.equal((await sandbox.admin.prepaid(prepaidId)).balance.amount, 9_700);
@@ -72,7 +78,12 @@ describe('idempotent purchases (Temporal + worker + sandbox process)', function 
     assert.deepEqual(other, first);
     // Concurrent duplicates join the one in flight.
     const concurrent = await Promise.all(
-      [1, 2, 3].map((n) => handle.executeUpdate(purchaseUpdate, { args: [{ purchaseId: 'order-8', amount: 500, currency: 'USD' }], updateId: `order-8-${n}` })),
+      [1, 2, 3].map((n) =>
+        handle.executeUpdate(purchaseUpdate, {
+          args: [{ purchaseId: 'order-8', amount: 500, currency: 'USD' }],
+          updateId: `order-8-${n}`,
+        }),
+      ),
     );
     assert.equal(new Set(concurrent.map((r) => r.transactionId)).size, 1);
     assert.equal((await sandbox.admin.transactions(`${input.instrumentId}:pay:order-7`)).length, 1);
@@ -100,14 +111,21 @@ describe('idempotent purchases (Temporal + worker + sandbox process)', function 
       this.timeout(90_000);
       first = await spawnWorkerProcess('worker-crash-1', sandbox.url, taskQueue);
       // A short workflow task timeout: the dead worker's task is handed on after 2 s, not 10.
-      const { handle, input } = await startInstrument(taskQueue, { type: 'prepaid', fundingAmount: 5_000, settings: FAST }, { workflowTaskTimeout: 2_000 });
+      const { handle, input } = await startInstrument(
+        taskQueue,
+        { type: 'prepaid', fundingAmount: 5_000, settings: FAST },
+        { workflowTaskTimeout: 2_000 },
+      );
       const ret = await authorize(sandbox, handle, input);
       const prepaidId = (ret as { tokens: { prepaidInstrumentId: string } }).tokens.prepaidInstrumentId;
       await waitForState(handle, 'active');
 
       // The sandbox holds the Pay for 2.5 s and then charges; the worker is killed while it waits.
       await sandbox.admin.fault({ kind: 'delay', ms: 2_500, count: 1, actions: ['Pay'] });
-      const purchase = handle.executeUpdate(purchaseUpdate, { args: [{ purchaseId: 'crash-1', amount: 1_234, currency: 'USD' }], updateId: 'crash-1' });
+      const purchase = handle.executeUpdate(purchaseUpdate, {
+        args: [{ purchaseId: 'crash-1', amount: 1_234, currency: 'USD' }],
+        updateId: 'crash-1',
+      });
       purchase.catch(() => undefined);
       await sleep(1_000);
       await first.kill9();
@@ -126,7 +144,10 @@ describe('idempotent purchases (Temporal + worker + sandbox process)', function 
       assert.equal(snap.balance, 5_000 - 1_234);
       assert.equal(snap.purchasesApproved, 1);
       // And the instrument goes on working with the new worker.
-      const next = await handle.executeUpdate(purchaseUpdate, { args: [{ purchaseId: 'crash-2', amount: 100, currency: 'USD' }], updateId: 'crash-2' });
+      const next = await handle.executeUpdate(purchaseUpdate, {
+        args: [{ purchaseId: 'crash-2', amount: 100, currency: 'USD' }],
+        updateId: 'crash-2',
+      });
       assert.equal(next.outcome, 'approved');
     });
   });

@@ -68,14 +68,27 @@ export class SandboxAdmin {
     return this.#json('POST', '/admin/ipn', settings);
   }
   async transactions(callerReference: string): Promise<AdminTransaction[]> {
-    return (await this.#json<{ transactions: AdminTransaction[] }>('GET', `/admin/transactions?callerReference=${encodeURIComponent(callerReference)}`)).transactions;
+    return (
+      await this.#json<{ transactions: AdminTransaction[] }>(
+        'GET',
+        `/admin/transactions?callerReference=${encodeURIComponent(callerReference)}`,
+      )
+    ).transactions;
   }
   /** Transactions whose CallerReference starts with `<instrumentId>:` (the admin filter is exact, so filter by instrument). */
   async transactionsOfInstrument(fpsInstrumentId: string): Promise<AdminTransaction[]> {
-    return (await this.#json<{ transactions: AdminTransaction[] }>('GET', `/admin/transactions?instrumentId=${encodeURIComponent(fpsInstrumentId)}&limit=1000`)).transactions;
+    return (
+      await this.#json<{ transactions: AdminTransaction[] }>(
+        'GET',
+        `/admin/transactions?instrumentId=${encodeURIComponent(fpsInstrumentId)}&limit=1000`,
+      )
+    ).transactions;
   }
   transaction(id: string) {
-    return this.#json<AdminTransaction & { refunds: AdminTransaction[] }>('GET', `/admin/transactions/${encodeURIComponent(id)}`);
+    return this.#json<AdminTransaction & { refunds: AdminTransaction[] }>(
+      'GET',
+      `/admin/transactions/${encodeURIComponent(id)}`,
+    );
   }
   prepaid(id: string) {
     return this.#json<AdminPrepaid>('GET', `/admin/prepaid/${encodeURIComponent(id)}`);
@@ -127,7 +140,10 @@ export interface SandboxProcess {
 }
 
 /** The sandbox as its own process (sandbox/main.ts) on a free port, with a fresh data dir; IPNs off unless given. */
-export async function startSandbox(name: string, options: { ipnUrl?: string; pendingDelayMs?: number } = {}): Promise<SandboxProcess> {
+export async function startSandbox(
+  name: string,
+  options: { ipnUrl?: string; pendingDelayMs?: number } = {},
+): Promise<SandboxProcess> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const dataDir = mkdtempSync(path.join(os.tmpdir(), `sandbox-${name}-`));
@@ -152,12 +168,19 @@ export async function startSandbox(name: string, options: { ipnUrl?: string; pen
 
 /** The real FPS activities, talking to `sandboxUrl` with the development credentials. */
 export function sandboxActivities(sandboxUrl: string, timeoutMs = 5_000) {
-  return createFpsActivities(new FpsClient({ endpoint: `${sandboxUrl}/`, accessKeyId: DEV_ACCESS_KEY_ID, secretKey: DEV_SECRET_KEY, timeoutMs }));
+  return createFpsActivities(
+    new FpsClient({ endpoint: `${sandboxUrl}/`, accessKeyId: DEV_ACCESS_KEY_ID, secretKey: DEV_SECRET_KEY, timeoutMs }),
+  );
 }
 
 /** An in-process worker for the instrument workflow on its own task queue. */
 export function startInstrumentWorker(sandboxUrl: string, taskQueue = uniqueTaskQueue('instr')): Promise<TestWorker> {
-  return startTestWorker({ workflowsPath: WORKFLOWS_PATH, preloadModules: PRELOADED_WORKFLOW_MODULES, taskQueue, activities: sandboxActivities(sandboxUrl) });
+  return startTestWorker({
+    workflowsPath: WORKFLOWS_PATH,
+    preloadModules: PRELOADED_WORKFLOW_MODULES,
+    taskQueue,
+    activities: sandboxActivities(sandboxUrl),
+  });
 }
 
 /** The worker as its own process (worker/main.ts, as `npm start` runs it), for crash tests. */
@@ -175,7 +198,8 @@ let counter = 0;
 /** A unique instrument id for one test. */
 export const newInstrumentId = (prefix: string) => `${prefix}-${process.pid}-${Date.now().toString(36)}-${++counter}`;
 
-export type InstrumentSpec = Omit<InstrumentInput, 'customerId' | 'currency' | 'instrumentId'> & Partial<Pick<InstrumentInput, 'customerId' | 'currency' | 'instrumentId'>>;
+export type InstrumentSpec = Omit<InstrumentInput, 'customerId' | 'currency' | 'instrumentId'> &
+  Partial<Pick<InstrumentInput, 'customerId' | 'currency' | 'instrumentId'>>;
 
 /** Starts an instrument workflow the way the API does (search attributes, static summary). */
 export async function startInstrument(
@@ -201,7 +225,11 @@ export async function startInstrument(
   return { handle, input };
 }
 
-const PIPELINE: Record<InstrumentInput['type'], CbuiPipeline> = { prepaid: 'SetupPrepaid', postpaid: 'SetupPostpaid', 'single-use': 'SingleUse' };
+const PIPELINE: Record<InstrumentInput['type'], CbuiPipeline> = {
+  prepaid: 'SetupPrepaid',
+  postpaid: 'SetupPostpaid',
+  'single-use': 'SingleUse',
+};
 
 /**
  * The buyer approves (or aborts) the CBUI pipeline without a browser: GET the signed CBUI URL with
@@ -224,7 +252,13 @@ export async function authorize(
   const id = input.instrumentId;
   const request: CbuiRequest =
     input.type === 'prepaid'
-      ? { ...common, pipeline: 'SetupPrepaid', callerReferenceSender: callerReferenceFor(id, 'sender'), callerReferenceFunding: callerReferenceFor(id, 'funding'), fundingAmount: money(input.fundingAmount!) }
+      ? {
+          ...common,
+          pipeline: 'SetupPrepaid',
+          callerReferenceSender: callerReferenceFor(id, 'sender'),
+          callerReferenceFunding: callerReferenceFor(id, 'funding'),
+          fundingAmount: money(input.fundingAmount!),
+        }
       : input.type === 'postpaid'
         ? {
             ...common,
@@ -234,12 +268,21 @@ export async function authorize(
             creditLimit: money(input.creditLimit!),
             globalAmountLimit: money(input.globalAmountLimit ?? input.creditLimit! * 10),
           }
-        : { ...common, pipeline: 'SingleUse', callerReference: callerReferenceFor(id, 'authorize'), transactionAmount: money(input.amount!) };
+        : {
+            ...common,
+            pipeline: 'SingleUse',
+            callerReference: callerReferenceFor(id, 'authorize'),
+            transactionAmount: money(input.amount!),
+          };
   const res = await fetch(buildCbuiUrl(request), { headers: { 'X-Sandbox-Decision': decision }, redirect: 'manual' });
   assert.equal(res.status, 302, `CBUI answered ${res.status}: ${await res.text()}`);
   const location = new URL(res.headers.get('location')!);
   const params = Object.fromEntries(location.searchParams);
-  const verification = await sandbox.verifier.verify({ httpMethod: 'GET', urlEndPoint: `${location.origin}${location.pathname}`, params });
+  const verification = await sandbox.verifier.verify({
+    httpMethod: 'GET',
+    urlEndPoint: `${location.origin}${location.pathname}`,
+    params,
+  });
   assert.deepEqual(verification, { ok: true }, 'the CBUI return must verify');
   const ret = parseCbuiReturn(PIPELINE[input.type], params) as AuthorizationReturn;
   await handle.signal(authorizationReturnedSignal, ret);
@@ -273,7 +316,11 @@ export const waitForState = (handle: InstrumentHandle, state: string, timeoutMs 
   waitForSnapshot(handle, (s) => s.state === state, timeoutMs, `state ${state}`);
 
 /** Runs `fn`, which must fail with a WorkflowUpdateFailedError whose ApplicationFailure has `type`. */
-export async function expectRejection(fn: () => Promise<unknown>, type: string, message?: RegExp): Promise<ApplicationFailure> {
+export async function expectRejection(
+  fn: () => Promise<unknown>,
+  type: string,
+  message?: RegExp,
+): Promise<ApplicationFailure> {
   try {
     await fn();
   } catch (err) {
@@ -294,7 +341,9 @@ export async function saveHistory(handle: InstrumentHandle, name: string): Promi
   mkdirSync(HISTORIES_DIR, { recursive: true });
   const history = await handle.fetchHistory();
   // Failure stack traces name this checkout's absolute path: keep the committed files machine-neutral.
-  const json = JSON.stringify(JSON.parse(historyToJSON(history)), null, 1).split(`${config().root}${path.sep}`).join('./');
+  const json = JSON.stringify(JSON.parse(historyToJSON(history)), null, 1)
+    .split(`${config().root}${path.sep}`)
+    .join('./');
   writeFileSync(file, `${json}\n`);
 }
 
@@ -304,7 +353,10 @@ export const readHistory = (file: string): unknown => JSON.parse(readFileSync(fi
  * The IPN endpoint the API will have, in miniature: verify the POSTed notification with fps/,
  * parse it, find the instrument from its CallerReference (`<instrumentId>:...`), signal it.
  */
-export async function startIpnReceiver(sandbox: SandboxProcess, client?: Client): Promise<{ url: string; received: () => number; close: () => Promise<void> }> {
+export async function startIpnReceiver(
+  sandbox: SandboxProcess,
+  client?: Client,
+): Promise<{ url: string; received: () => number; close: () => Promise<void> }> {
   const temporal = client ?? (await testClient());
   let received = 0;
   let url = '';

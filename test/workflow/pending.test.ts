@@ -51,7 +51,10 @@ describe('pending and unknown outcomes (Temporal + worker + sandbox process)', f
     const { handle, input, prepaidId } = await activePrepaid({ ...FAST, pollInitialMs: 120_000 });
     const before = receiver.received();
     const started = Date.now();
-    const pending = await handle.executeUpdate(purchaseUpdate, { args: [{ purchaseId: 'slow', amount: 1_013, currency: 'USD' }], updateId: 'slow' });
+    const pending = await handle.executeUpdate(purchaseUpdate, {
+      args: [{ purchaseId: 'slow', amount: 1_013, currency: 'USD' }],
+      updateId: 'slow',
+    });
     assert.equal(pending.outcome, 'pending');
     assert.equal(pending.transactionStatus, 'Pending');
     assert.ok(Date.now() - started < 400, 'the caller is not kept waiting for the resolution');
@@ -67,7 +70,10 @@ describe('pending and unknown outcomes (Temporal + worker + sandbox process)', f
     assert.equal(tx.status, 'Success');
     assert.equal((await sandbox.admin.prepaid(prepaidId)).balance.amount, 10_000 - 1_013);
     // Asked again (a client retry), the purchase answers its resolution.
-    const again = await handle.executeUpdate(purchaseUpdate, { args: [{ purchaseId: 'slow', amount: 1_013, currency: 'USD' }], updateId: 'slow-retry' });
+    const again = await handle.executeUpdate(purchaseUpdate, {
+      args: [{ purchaseId: 'slow', amount: 1_013, currency: 'USD' }],
+      updateId: 'slow-retry',
+    });
     assert.equal(again.outcome, 'approved');
     assert.equal(again.transactionId, pending.transactionId);
 
@@ -89,8 +95,14 @@ describe('pending and unknown outcomes (Temporal + worker + sandbox process)', f
   it('with IPNs off, polling resolves a Pending purchase to Success (.13) and another to Failure (.14)', async () => {
     await sandbox.admin.ipn({ enabled: false });
     const { handle, input, prepaidId } = await activePrepaid({ ...FAST, pollInitialMs: 200 });
-    const ok = await handle.executeUpdate(purchaseUpdate, { args: [{ purchaseId: 'p13', amount: 2_013, currency: 'USD' }], updateId: 'p13' });
-    const ko = await handle.executeUpdate(purchaseUpdate, { args: [{ purchaseId: 'p14', amount: 3_014, currency: 'USD' }], updateId: 'p14' });
+    const ok = await handle.executeUpdate(purchaseUpdate, {
+      args: [{ purchaseId: 'p13', amount: 2_013, currency: 'USD' }],
+      updateId: 'p13',
+    });
+    const ko = await handle.executeUpdate(purchaseUpdate, {
+      args: [{ purchaseId: 'p14', amount: 3_014, currency: 'USD' }],
+      updateId: 'p14',
+    });
     assert.equal(ok.outcome, 'pending');
     assert.equal(ko.outcome, 'pending');
     assert.equal((await snapshotOf(handle)).balance, 10_000 - 2_013 - 3_014);
@@ -100,14 +112,21 @@ describe('pending and unknown outcomes (Temporal + worker + sandbox process)', f
     assert.equal(snap.transactions.find((t) => t.id === 'p14')?.status, 'Failure');
     assert.equal((await sandbox.admin.transactions(`${input.instrumentId}:pay:p14`))[0].status, 'Failure');
     assert.equal((await sandbox.admin.prepaid(prepaidId)).balance.amount, 10_000 - 2_013);
-    const declined = await handle.executeUpdate(purchaseUpdate, { args: [{ purchaseId: 'p14', amount: 3_014, currency: 'USD' }], updateId: 'p14-again' });
+    const declined = await handle.executeUpdate(purchaseUpdate, {
+      args: [{ purchaseId: 'p14', amount: 3_014, currency: 'USD' }],
+      updateId: 'p14-again',
+    });
     assert.equal(declined.outcome, 'declined');
     await saveHistory(handle, 'prepaid-pending-poll');
   });
 
   it('a Pending initial funding (.13) goes through fundingPending to active', async () => {
     await sandbox.admin.ipn({ enabled: false });
-    const { handle, input } = await startInstrument(worker.taskQueue, { type: 'prepaid', fundingAmount: 5_013, settings: { ...FAST, pollInitialMs: 200 } });
+    const { handle, input } = await startInstrument(worker.taskQueue, {
+      type: 'prepaid',
+      fundingAmount: 5_013,
+      settings: { ...FAST, pollInitialMs: 200 },
+    });
     await authorize(sandbox, handle, input);
     await waitForState(handle, 'fundingPending');
     const snap = await waitForState(handle, 'active', 10_000);
@@ -117,7 +136,10 @@ describe('pending and unknown outcomes (Temporal + worker + sandbox process)', f
   it('retries run out (the sandbox keeps failing): the purchase is pending, then re-sent with the same CallerReference', async () => {
     const { handle, input, prepaidId } = await activePrepaid({ ...FAST, fpsCallAttempts: 2, pollInitialMs: 300 });
     await sandbox.admin.fault({ kind: 'error', code: 'ServiceUnavailable', count: 2, actions: ['Pay'] });
-    const result = await handle.executeUpdate(purchaseUpdate, { args: [{ purchaseId: 'unknown', amount: 400, currency: 'USD' }], updateId: 'unknown' });
+    const result = await handle.executeUpdate(purchaseUpdate, {
+      args: [{ purchaseId: 'unknown', amount: 400, currency: 'USD' }],
+      updateId: 'unknown',
+    });
     assert.equal(result.outcome, 'pending');
     assert.equal(result.transactionId, undefined);
     const snap = await waitForSnapshot(handle, (s) => s.pending.length === 0, 10_000, 'the re-send');

@@ -13,11 +13,16 @@ describe('replay of saved instrument histories', function () {
   this.timeout(120_000);
 
   it('every history in test/workflow/histories replays without nondeterminism', async () => {
-    const files = readdirSync(HISTORIES_DIR).filter((f) => f.endsWith('.json')).sort();
+    const files = readdirSync(HISTORIES_DIR)
+      .filter((f) => f.endsWith('.json'))
+      .sort();
     assert.ok(files.length >= 5, `expected the lifecycle histories, found ${files.length}`);
     await testNativeConnection(); // installs the test Runtime (quiet logger) before the replay worker
     const workflowBundle = await bundleTestWorkflows(WORKFLOWS_PATH, PRELOADED_WORKFLOW_MODULES);
-    const histories = files.map((file) => ({ workflowId: path.basename(file, '.json'), history: readHistory(path.join(HISTORIES_DIR, file)) }));
+    const histories = files.map((file) => ({
+      workflowId: path.basename(file, '.json'),
+      history: readHistory(path.join(HISTORIES_DIR, file)),
+    }));
     const failures: string[] = [];
     let replayed = 0;
     for await (const result of Worker.runReplayHistories({ workflowBundle }, histories)) {
