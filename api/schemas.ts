@@ -45,14 +45,11 @@ export const Currency = z
   .enum(Object.keys(CURRENCY_EXPONENTS) as [string, ...string[]])
   .meta({ description: 'ISO 4217 code; FPS itself settles USD', example: 'USD' });
 
-export const DecimalAmount = z
-  .string()
-  .max(24)
-  .meta({
-    description:
-      'A positive decimal string with at most the currency’s decimals, e.g. "12.50". Numbers are refused: money is never a float.',
-    example: '12.50',
-  });
+export const DecimalAmount = z.string().max(24).meta({
+  description:
+    'A positive decimal string with at most the currency’s decimals, e.g. "12.50". Numbers are refused: money is never a float.',
+  example: '12.50',
+});
 
 const Description = z.string().max(200);
 
@@ -82,12 +79,9 @@ export const ProblemSchema = named(
 // ---- instruments -----------------------------------------------------------------------------
 
 /** A path on this site ("/shop/done") or an absolute URL on an allowed origin (checked in routes). */
-const ReturnTo = z
-  .string()
-  .max(512)
-  .meta({
-    description: 'Where the buyer lands after authorization: a path on this site, or a URL on an allowed origin',
-  });
+const ReturnTo = z.string().max(512).meta({
+  description: 'Where the buyer lands after authorization: a path on this site, or a URL on an allowed origin',
+});
 
 const instrumentCommon = {
   currency: Currency,

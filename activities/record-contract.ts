@@ -1,0 +1,95 @@
+// The contract between the instrument workflow and the record (the ledger store) and its event
+// outbox. The workflow stays the source of truth for state and decisions; these types say what it
+// passes to the activities so they can keep the durable record, and what the record tells it back.
+// Owners: the workflow side (workflows/) passes `RecordContext` and honours `replayed`; the store
+// side (store/, activities/) implements `RecordActivities` and the recording inside money activities.
+import type { TransactionStatus } from '../fps/actions';
+
+/** Every money operation the record keeps, named as the API names them. */
+export type RecordedOperationKind =
+  'purchase' | 'refund' | 'fund' | 'settle' | 'writeOff' | 'reserve' | 'capture' | 'void';
+
+/**
+ * Passed by the workflow on every money activity input as `record`, beside the CallerReference,
+ * so the activity can upsert the operation's row (keyed by CallerReference) in the same attempt as
+ * its FPS call. Amounts are integer minor units; currency is the ISO code.
+ */
+export interface RecordContext {
+  instrumentId: string;
+  customerId: string;
+  instrumentType: 'prepaid' | 'postpaid' | 'single-use';
+  operation: RecordedOperationKind;
+  /** The caller's id (purchase id, refund id, Idempotency-Key) or the workflow's own (`wf:`-prefixed). */
+  operationId: string;
+  amount: number;
+  currency: string;
+  /** For refunds, captures and voids: the operation id of the purchase/reservation they act on. */
+  parentOperationId?: string;
+  description?: string;
+}
+
+/** One operation as the record holds it. */
+export interface RecordedOperation {
+  callerReference: string;
+  instrumentId: string;
+  customerId: string;
+  operation: RecordedOperationKind;
+  operationId: string;
+  amount: number;
+  currency: string;
+  status: TransactionStatus;
+  transactionId?: string;
+  /** Purchases and captures: how much has been refunded against it so far (minor units). */
+  refundedAmount: number;
+  declineCode?: string;
+  declineReason?: string;
+  parentOperationId?: string;
+  description?: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/**
+ * A money activity's answer may say `replayed: true`: the record already held a final result for
+ * this CallerReference, so no FPS call was made and nothing moved. The workflow then releases the
+ * hold it took for the operation and answers the recorded result (`recorded`) without counting it
+ * again.
+ */
+export interface ReplayMarker {
+  replayed?: true;
+  recorded?: RecordedOperation;
+}
+
+/** Lifecycle events the workflow decides (money events are written by the money activities). */
+export type InstrumentEventType =
+  | 'instrument.authorized'
+  | 'instrument.activated'
+  | 'instrument.closed'
+  | 'instrument.expired'
+  | 'instrument.delinquent'
+  | 'balance.low'
+  | 'settlement.succeeded'
+  | 'settlement.failed'
+  | 'debt.written_off';
+
+export interface InstrumentEventInput {
+  type: InstrumentEventType;
+  instrumentId: string;
+  customerId: string;
+  /** Unique per instrument for this fact (e.g. `activated`, `balance.low:<crossing n>`): emitting twice is harmless. */
+  eventKey: string;
+  /** The instrument snapshot or the operation result, as the API renders it (decimal strings). */
+  data: Record<string, unknown>;
+}
+
+/** Activities the record adds. Both are idempotent and safe as local activities. */
+export interface RecordActivities {
+  /** The record's row for an operation of this instrument, or null (used when the workflow's in-run window misses). */
+  findRecordedOperation(input: {
+    instrumentId: string;
+    operation: RecordedOperationKind;
+    operationId: string;
+  }): Promise<RecordedOperation | null>;
+  /** Appends a lifecycle event to the outbox, once per (instrumentId, eventKey). */
+  emitInstrumentEvent(input: InstrumentEventInput): Promise<void>;
+}
