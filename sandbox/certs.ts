@@ -48,7 +48,9 @@ export function ensureSigningIdentity(dataDir: string, commonName: string): Sign
       rmSync(tmpKey, { force: true });
       rmSync(tmpCert, { force: true });
       const stderr = (e as { stderr?: Buffer }).stderr?.toString().trim();
-      throw new Error(`could not generate the sandbox certificate with openssl: ${stderr || (e as Error).message}`);
+      throw new Error(`could not generate the sandbox certificate with openssl: ${stderr || (e as Error).message}`, {
+        cause: e,
+      });
     }
     renameSync(tmpKey, keyFile);
     renameSync(tmpCert, certFile);

@@ -40,7 +40,7 @@ export function parseFaultsEnv(raw: string): FaultSpec[] {
   try {
     json = JSON.parse(raw);
   } catch (e) {
-    throw new Error(`SANDBOX_FAULTS is not JSON: ${(e as Error).message}`);
+    throw new Error(`SANDBOX_FAULTS is not JSON: ${(e as Error).message}`, { cause: e });
   }
   const parsed = FaultListSchema.safeParse(json);
   if (!parsed.success) throw new Error(`SANDBOX_FAULTS is invalid: ${z.prettifyError(parsed.error)}`);

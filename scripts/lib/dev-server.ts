@@ -155,6 +155,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
 /** Ready means: gRPC answers and the namespace exists (it is created just after the port opens). */
 async function describeNamespace(address: string, namespace: string): Promise<void> {
   // Loaded on first use: most importers (e.g. unit-test runs) never start a server.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- lazy on purpose (see above)
   const { Connection } = require('@temporalio/client') as typeof import('@temporalio/client');
   const connection = await Connection.connect({ address, connectTimeout: 2_000 });
   try {

@@ -42,7 +42,9 @@ export async function assertPortFree(port: number, host: string, what: string, h
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') {
-      throw new Error(`port ${host}:${port} (${what}) is already in use${hint ? `: ${hint}` : ''}`);
+      throw new Error(`port ${host}:${port} (${what}) is already in use${hint ? `: ${hint}` : ''}`, {
+        cause: err,
+      });
     }
     throw err;
   } finally {

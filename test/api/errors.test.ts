@@ -512,7 +512,7 @@ describe('api: errors, auth, validation and callbacks (in-process, no worker)', 
             }),
           ],
         ];
-        for (const [name, params] of forgeries) assertProblem(await post(params), 403, 'callback_unverified');
+        for (const [, params] of forgeries) assertProblem(await post(params), 403, 'callback_unverified');
       } finally {
         rogue.close();
       }

@@ -202,7 +202,7 @@ export async function call<T = any>(
   }
   const response = await fetch(`${s.apiUrl}${path}`, { method, headers, body, redirect: options.redirect ?? 'manual' });
   const text = await response.text();
-  let parsed: unknown = undefined;
+  let parsed: unknown;
   try {
     parsed = text ? JSON.parse(text) : undefined;
   } catch {

@@ -301,45 +301,47 @@ export async function startIpnRelay(target: string): Promise<IpnRelay> {
     }
   }
 
-  const server = http.createServer(async (req, res) => {
-    try {
-      const body = await readBody(req);
-      if (req.method === 'POST' && req.url === '/fps/ipn') {
-        stats.received++;
-        const seq = sequence++;
-        const contentType = String(req.headers['content-type'] ?? 'application/x-www-form-urlencoded');
-        void forward(body, contentType, seq, randomDelay());
-        if (Math.random() < control.settings.duplicate) {
-          stats.duplicated++;
+  const server = http.createServer((req, res) => {
+    void (async () => {
+      try {
+        const body = await readBody(req);
+        if (req.method === 'POST' && req.url === '/fps/ipn') {
+          stats.received++;
+          const seq = sequence++;
+          const contentType = String(req.headers['content-type'] ?? 'application/x-www-form-urlencoded');
           void forward(body, contentType, seq, randomDelay());
+          if (Math.random() < control.settings.duplicate) {
+            stats.duplicated++;
+            void forward(body, contentType, seq, randomDelay());
+          }
+          res.writeHead(200, { 'content-type': 'application/json' }).end('{"received":true,"relayed":true}');
+          return;
         }
-        res.writeHead(200, { 'content-type': 'application/json' }).end('{"received":true,"relayed":true}');
-        return;
+        // Everything else (the buyer's return from the CBUI): passed through as it is.
+        const headers: Record<string, string> = {};
+        for (const [name, value] of Object.entries(req.headers))
+          if (typeof value === 'string' && name !== 'host' && name !== 'connection') headers[name] = value;
+        const upstream = await fetch(`${target}${req.url}`, {
+          method: req.method,
+          headers,
+          body: body.length ? body : undefined,
+          redirect: 'manual',
+        });
+        const out: Record<string, string> = {};
+        upstream.headers.forEach((value, name) => {
+          if (
+            name !== 'content-encoding' &&
+            name !== 'transfer-encoding' &&
+            name !== 'connection' &&
+            name !== 'content-length'
+          )
+            out[name] = value;
+        });
+        res.writeHead(upstream.status, out).end(Buffer.from(await upstream.arrayBuffer()));
+      } catch (err) {
+        res.writeHead(502).end(String(err));
       }
-      // Everything else (the buyer's return from the CBUI): passed through as it is.
-      const headers: Record<string, string> = {};
-      for (const [name, value] of Object.entries(req.headers))
-        if (typeof value === 'string' && name !== 'host' && name !== 'connection') headers[name] = value;
-      const upstream = await fetch(`${target}${req.url}`, {
-        method: req.method,
-        headers,
-        body: body.length ? body : undefined,
-        redirect: 'manual',
-      });
-      const out: Record<string, string> = {};
-      upstream.headers.forEach((value, name) => {
-        if (
-          name !== 'content-encoding' &&
-          name !== 'transfer-encoding' &&
-          name !== 'connection' &&
-          name !== 'content-length'
-        )
-          out[name] = value;
-      });
-      res.writeHead(upstream.status, out).end(Buffer.from(await upstream.arrayBuffer()));
-    } catch (err) {
-      res.writeHead(502).end(String(err));
-    }
+    })();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

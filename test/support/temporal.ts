@@ -13,8 +13,10 @@ import { ensureTemporalCli, startDevServer, type DevServer } from '../../scripts
 import { stopAllServices } from './processes';
 
 // Loaded on first use: unit-only runs load this file too and should not pay for the SDK.
+/* eslint-disable @typescript-eslint/no-require-imports */
 const clientSdk = () => require('@temporalio/client') as typeof import('@temporalio/client');
 const workerSdk = () => require('@temporalio/worker') as typeof import('@temporalio/worker');
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 export interface TestTemporal {
   /** host:port */

@@ -35,24 +35,26 @@ async function readBody(req: IncomingMessage): Promise<string> {
 async function fpsLikeServer(answer: Answer) {
   const received: Received[] = [];
   let connections = 0;
-  const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
-    const url = new URL(req.url ?? '/', 'http://placeholder');
-    const raw = req.method === 'POST' ? await readBody(req) : url.search.slice(1);
-    const params = Object.fromEntries(new URLSearchParams(raw));
-    const target = { method: req.method as 'GET' | 'POST', host: req.headers.host ?? '', path: url.pathname };
-    const r: Received = {
-      method: req.method ?? '',
-      host: target.host,
-      path: target.path,
-      contentType: req.headers['content-type'],
-      params,
-      signatureValid: verifyQuerySignature(params, target, SECRET),
-    };
-    received.push(r);
-    const { status, body } = r.signatureValid
-      ? answer(r)
-      : { status: 403, body: buildErrorXml('SignatureDoesNotMatch', 'signature does not match', 'req-sig') };
-    res.writeHead(status, { 'content-type': 'text/xml' }).end(body);
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    void (async () => {
+      const url = new URL(req.url ?? '/', 'http://placeholder');
+      const raw = req.method === 'POST' ? await readBody(req) : url.search.slice(1);
+      const params = Object.fromEntries(new URLSearchParams(raw));
+      const target = { method: req.method as 'GET' | 'POST', host: req.headers.host ?? '', path: url.pathname };
+      const r: Received = {
+        method: req.method ?? '',
+        host: target.host,
+        path: target.path,
+        contentType: req.headers['content-type'],
+        params,
+        signatureValid: verifyQuerySignature(params, target, SECRET),
+      };
+      received.push(r);
+      const { status, body } = r.signatureValid
+        ? answer(r)
+        : { status: 403, body: buildErrorXml('SignatureDoesNotMatch', 'signature does not match', 'req-sig') };
+      res.writeHead(status, { 'content-type': 'text/xml' }).end(body);
+    })();
   });
   server.on('connection', () => (connections += 1));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
