@@ -6,7 +6,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
 import { formatDecimal, MAX_MINOR_UNITS, parseDecimal } from '../../fps/money';
-import type { ApiContext } from '../context';
+import { idempotencyKey, type ApiContext } from '../context';
 import { newId } from '../ids';
 import { ProblemError } from '../problem';
 import { instrumentPath, money, temporalUiUrl } from '../render';
@@ -173,7 +173,8 @@ export function storeRoutes(ctx: ApiContext): RouteSpec[] {
                 returnTo: '/',
                 description,
               };
-        const created = await createInstrument(ctx, customerId, request);
+        // The key derives the instrument id (per customer), so a retried click answers the same one.
+        const created = await createInstrument(ctx, customerId, request, idempotencyKey(req));
         res.locals.instrumentId = created.body.instrumentId;
         res.status(created.status).json(created.body);
       },
