@@ -13,6 +13,8 @@ import { ensureTemporalCli, startDevServer, type DevServer } from './temporal-cl
 const root = config().root;
 const testDir = path.join(root, 'test');
 const ORDER = ['unit', 'machines', 'sandbox', 'workflow', 'api', 'e2e', 'browser'];
+/** A Rust panic in the output fails the run (otherwise: a loud warning). */
+const FAIL_ON_PANIC = false;
 const SERVER_LOG = path.join(root, 'test-artifacts', 'temporal-dev-server.log');
 
 /** Mocha options that take a value, so `--grep sandbox` is not mistaken for the spec `sandbox/`. */
@@ -125,11 +127,26 @@ async function main(): Promise<number> {
     env.TEMPORAL_NAMESPACE = server.namespace;
   }
 
-  const mocha = spawn(process.execPath, [require.resolve('mocha/bin/mocha.js'), ...mochaArgs, ...specs], {
-    cwd: root,
-    env,
-    stdio: 'inherit',
-  });
+  const mocha = spawn(
+    process.execPath,
+    [
+      require.resolve('mocha/bin/mocha.js'),
+      // Piped (to be watched), so keep colours when our own output is a terminal.
+      ...(process.stdout.isTTY && !mochaArgs.some((a) => /^--(no-)?colou?rs?$/.test(a)) ? ['--color'] : []),
+      ...mochaArgs,
+      ...specs,
+    ],
+    {
+      cwd: root,
+      env,
+      stdio: ['inherit', 'pipe', 'pipe'],
+    },
+  );
+  // Mocha's output passes through unchanged, watched for a Rust panic of the SDK core: a panic is
+  // never normal output (issue 11, test/model/PANIC.md), so it fails the run.
+  const [outPanics, errPanics] = [watchForPanics(), watchForPanics()];
+  mocha.stdout.on('data', (chunk: Buffer) => process.stdout.write(outPanics.feed(chunk)));
+  mocha.stderr.on('data', (chunk: Buffer) => process.stderr.write(errPanics.feed(chunk)));
   // Ctrl-C in a terminal already reaches mocha (same process group); a CI cancel (SIGTERM to us
   // only) does not, so pass signals on and let mocha finish its teardown.
   let interrupted: NodeJS.Signals | undefined;
@@ -147,7 +164,33 @@ async function main(): Promise<number> {
     mocha.once('exit', (exitCode, signal) => resolve(exitCode ?? (signal ? 1 : 0)));
   });
   await server?.stop();
+  const panics = outPanics.count + errPanics.count;
+  if (panics > 0) {
+    log(
+      `${'!'.repeat(72)}\n[test] the output contains ${panics} Rust panic(s) ("panicked at"): see test/model/PANIC.md`,
+    );
+    // Fails the run once the workflow's avoidance (localRetryThreshold 0) is on main.
+    if (code === 0 && FAIL_ON_PANIC) return 1;
+  }
   return interrupted ? 128 + os.constants.signals[interrupted] : code;
+}
+
+/** Counts "panicked at" in a byte stream, also when a chunk boundary splits it. */
+function watchForPanics(): { feed(chunk: Buffer): Buffer; readonly count: number } {
+  const needle = 'panicked at';
+  let tail = '';
+  let count = 0;
+  return {
+    feed(chunk) {
+      const text = tail + chunk.toString('latin1');
+      for (let at = text.indexOf(needle); at !== -1; at = text.indexOf(needle, at + needle.length)) count++;
+      tail = text.slice(-(needle.length - 1));
+      return chunk;
+    },
+    get count() {
+      return count;
+    },
+  };
 }
 
 main().then(
