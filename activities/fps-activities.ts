@@ -17,12 +17,15 @@ import { isFpsError } from '../fps/errors';
 import { formatDecimal, type Money } from '../fps/money';
 
 import { fpsFailureType, type FpsFailureDetails } from './failures';
+import type { RecordContext, ReplayMarker } from './record-contract';
 
 export * from './failures';
 
 interface Traced {
   /** For logs only. */
   instrumentId: string;
+  /** What the record keeps of the operation (money activities; see record-activities.ts). */
+  record?: RecordContext;
 }
 
 export interface PayInput extends Traced {
@@ -80,7 +83,7 @@ export interface CancelTokenInput extends Traced {
   reason?: string;
 }
 
-export interface MoneyResult {
+export interface MoneyResult extends ReplayMarker {
   transactionId: string;
   transactionStatus: TransactionStatus;
   requestId?: string;

@@ -26,6 +26,14 @@ export interface RecordContext {
   /** For refunds, captures and voids: the operation id of the purchase/reservation they act on. */
   parentOperationId?: string;
   description?: string;
+  /** The row's key: the CallerReference sent, or for Settle/Cancel (which send none) the workflow's own. */
+  callerReference: string;
+  /**
+   * Names the open operation that sends this call (workflow id, the run that opened it, its ref). A
+   * retry or re-send of the same open operation carries the same value and is never a replay; a
+   * new operation that finds a final row written by another is one.
+   */
+  openedBy: string;
 }
 
 /** One operation as the record holds it. */

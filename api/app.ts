@@ -9,6 +9,7 @@ import { config as loadedConfig, type Config } from '../config';
 import { createLogger, type Logger } from '../config/logger';
 import { CallbackVerifier } from '../fps/callback-verifier';
 import { requireApiKey } from './auth';
+import type { LedgerStore } from '../store/ledger';
 import type { ApiContext } from './context';
 import { Instruments } from './instruments';
 import { openApiDocument } from './openapi';
@@ -28,6 +29,8 @@ export interface AppDeps {
   logger?: Logger;
   /** Default: a CallbackVerifier over config().fps.certificateUrlAllowlist. */
   verifier?: ApiContext['verifier'];
+  /** The record; api/main.ts opens it from LEDGER_DATABASE_URL. */
+  ledger?: LedgerStore;
 }
 
 export interface MerchantApi {
@@ -43,7 +46,11 @@ export function createApi(deps: AppDeps): MerchantApi {
     cfg,
     logger,
     verifier: deps.verifier ?? new CallbackVerifier({ certificateUrlAllowlist: cfg.fps.certificateUrlAllowlist }),
-    instruments: new Instruments(deps.client, cfg, logger, { operationTimeoutMs: cfg.api.operationTimeoutMs }),
+    ledger: deps.ledger,
+    instruments: new Instruments(deps.client, cfg, logger, {
+      operationTimeoutMs: cfg.api.operationTimeoutMs,
+      ledger: deps.ledger,
+    }),
   };
 
   let document: unknown;

@@ -4,6 +4,7 @@ import type { Request } from 'express';
 import type { Config } from '../config';
 import type { Logger } from '../config/logger';
 import type { CallbackVerifier } from '../fps/callback-verifier';
+import type { LedgerStore } from '../store/ledger';
 import type { Instruments } from './instruments';
 import { ProblemError } from './problem';
 import { IdempotencyKeyHeader } from './schemas';
@@ -13,6 +14,8 @@ export interface ApiContext {
   instruments: Instruments;
   verifier: Pick<CallbackVerifier, 'verify'>;
   logger: Logger;
+  /** The record (ledger store); absent only in tests that run the API without one. */
+  ledger?: LedgerStore;
 }
 
 /** The request's Idempotency-Key, validated (printable, ≤ 64 characters of [A-Za-z0-9_.-]). */

@@ -23,6 +23,9 @@ import {
   type InstrumentType,
   type OperationResult,
 } from '../workflows/messages';
+import type { TransactionStatus } from '../fps/actions';
+import { isFinalRecordedStatus, type LedgerStore } from '../store/ledger';
+import type { OperationRow } from '../store/schema';
 import { ProblemError } from './problem';
 import { isResourceExhausted, isUnprocessedUpdate, isWorkflowNotFound, temporalProblem } from './temporal-errors';
 
@@ -48,6 +51,8 @@ export interface InstrumentsOptions {
   /** Retries when the server refuses an Update for too many in flight (RESOURCE_EXHAUSTED) or drops it unprocessed. */
   busyRetries?: number;
   busyBackoffMs?: number;
+  /** The record: a retry of an operation it holds a final result for is answered without an Update. */
+  ledger?: LedgerStore;
 }
 
 export class Instruments {
@@ -141,6 +146,8 @@ export class Instruments {
     request: Req,
     operationId: string,
   ): Promise<OperationResult> {
+    const recorded = await this.recordedResult(instrumentId, update.name, request, operationId);
+    if (recorded) return recorded;
     const handle = this.handle(instrumentId);
     for (let attempt = 0; ; attempt++) {
       let result: OperationResult;
@@ -183,6 +190,36 @@ export class Instruments {
         return (await this.operationResult(instrumentId, result.operation, result.id)) ?? result;
       return result;
     }
+  }
+
+  /**
+   * An operation the record holds a final result for, answered from the record: no Update, no history
+   * event, nothing moved — at any age (the workflow remembers only its recent ids). The same id with
+   * another amount is the caller's mistake (409), as for a replay the workflow answers.
+   */
+  async recordedResult(
+    instrumentId: string,
+    operation: string,
+    request: unknown,
+    operationId: string,
+  ): Promise<OperationResult | undefined> {
+    const row = await this.options.ledger?.operation(instrumentId, operation, operationId);
+    if (!row || !isFinalRecordedStatus(row.status)) return undefined;
+    const amount = (request as { amount?: number }).amount;
+    if (amount !== undefined && amount !== row.amount) {
+      throw new ProblemError(
+        409,
+        'idempotency_key_reused',
+        `id ${operationId} was already used for a ${row.operation} of ${row.amount} minor units`,
+        { field: 'Idempotency-Key' },
+      );
+    }
+    this.logger.info({ instrumentId, operationId, operation }, 'operation answered from the record');
+    const state = await this.snapshot(instrumentId).then(
+      (s) => s.state,
+      () => 'unknown',
+    );
+    return resultFromRecord(row, state);
   }
 
   /** The current result of one operation by its id, or null when the instrument has no record of it. */
@@ -256,4 +293,23 @@ export class Instruments {
   private withTimeout<T>(fn: () => Promise<T>): Promise<T> {
     return this.client.connection.withDeadline(Date.now() + this.options.operationTimeoutMs, fn);
   }
+}
+
+/** A recorded operation as the Update would have answered it. */
+export function resultFromRecord(row: OperationRow, state: string): OperationResult {
+  const approved =
+    row.status === 'Success' || row.status === 'Reserved' || (row.operation === 'void' && row.status === 'Cancelled');
+  const status = row.status === 'Declined' ? undefined : (row.status as TransactionStatus);
+  return {
+    id: row.operation_id,
+    operation: row.operation as OperationResult['operation'],
+    outcome: row.status === 'Pending' ? 'pending' : approved ? 'approved' : 'declined',
+    amount: row.amount,
+    currency: row.currency,
+    callerReference: row.caller_reference,
+    transactionId: row.transaction_id ?? undefined,
+    transactionStatus: status,
+    reason: approved ? undefined : { code: row.decline_code ?? row.status, message: row.decline_reason ?? row.status },
+    state,
+  };
 }

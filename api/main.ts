@@ -5,6 +5,7 @@ import type { Server } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
 import { config, describeConfig } from '../config';
 import { createLogger } from '../config/logger';
+import { openLedger } from '../store';
 import { createApp } from './app';
 import { answerMalformedHttp } from './problem';
 import { temporalRetryInterceptors } from './temporal-retry';
@@ -22,7 +23,8 @@ async function main(): Promise<void> {
     interceptors: temporalRetryInterceptors(),
   });
   const client = new Client({ connection, namespace: cfg.temporal.namespace });
-  const app = createApp({ client, config: cfg, logger });
+  const ledger = await openLedger();
+  const app = createApp({ client, config: cfg, logger, ledger });
 
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(cfg.api.port, cfg.api.host, (err?: Error) => (err ? reject(err) : resolve(s)));
@@ -35,6 +37,7 @@ async function main(): Promise<void> {
       url: `http://${cfg.api.host}:${cfg.api.port}`,
       publicUrl: cfg.api.publicUrl,
       temporal: address,
+      ledger: ledger.ledger.describe,
       config: describeConfig(cfg),
     },
     'api listening',
@@ -57,6 +60,7 @@ async function main(): Promise<void> {
       clearTimeout(force);
       clearInterval(closeIdle);
       await connection.close().catch(() => undefined);
+      await ledger.close().catch(() => undefined);
       logger.info('api stopped');
       process.exit(0);
     });

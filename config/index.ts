@@ -111,6 +111,12 @@ export function loadConfig() {
       /** Faults queued at start, as the JSON array POST /admin/faults takes (see sandbox/README.md). */
       faults: str('SANDBOX_FAULTS', ''),
     },
+    ledger: {
+      /** The record: sqlite:<file> (default, under .data/) or postgres://user:pass@host:port/db. */
+      url: secret('LEDGER_DATABASE_URL', `sqlite:${path.join(root, '.data', 'ledger.sqlite')}`),
+      /** Delete records older than this many days at start; 0 keeps them forever. */
+      retentionDays: int('LEDGER_RETENTION_DAYS', 0),
+    },
     api: {
       port: apiPort,
       host: str('API_HOST', '127.0.0.1'),

@@ -3,6 +3,8 @@
 import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
 import { config } from '../config';
 import { createLogger } from '../config/logger';
+import { createActivities } from '../activities';
+import { openLedger } from '../store';
 import { connectWorker, createInstrumentWorker } from './create-worker';
 
 const logger = createLogger('worker');
@@ -24,7 +26,9 @@ async function main(): Promise<void> {
   });
   const { temporal } = config();
   const connection = await connectWorker();
-  const worker = await createInstrumentWorker({ connection });
+  const ledger = await openLedger();
+  logger.info({ ledger: ledger.ledger.describe }, 'ledger store open');
+  const worker = await createInstrumentWorker({ connection, activities: createActivities(ledger) });
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
@@ -50,6 +54,7 @@ async function main(): Promise<void> {
     await running;
   } finally {
     await connection.close();
+    await ledger.close();
   }
   logger.info('worker stopped');
 }

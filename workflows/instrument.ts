@@ -19,6 +19,7 @@ import {
 } from '@temporalio/workflow';
 import { fpsFailureDetails } from '../activities/failures';
 import type { FpsActivities, MoneyResult } from '../activities/fps-activities';
+import type { RecordContext } from '../activities/record-contract';
 import { isTerminalStatus, type TransactionStatus } from '../fps/actions';
 import { callerReferenceFor } from '../fps/caller-reference';
 import { formatDecimal, isSupportedCurrency, MAX_MINOR_UNITS } from '../fps/money';
@@ -807,7 +808,9 @@ class Instrument {
       status: 'Unknown',
       at: Date.now(),
     };
-    const op: OpenOperation = { ...fields, status: 'InFlight', record };
+    const { workflowId, runId } = workflowInfo();
+    const openedBy = `${workflowId}/${runId}/${fields.ref}/${record.at}`;
+    const op: OpenOperation = { ...fields, status: 'InFlight', record, openedBy };
     this.open.set(op.ref, op);
     this.transactions.push(record);
     if (this.transactions.length > RECENT_TRANSACTIONS)
@@ -823,12 +826,29 @@ class Instrument {
     return t.kind === 'prepaid' ? t.prepaidSenderTokenId : t.kind === 'postpaid' ? t.creditSenderTokenId : t.tokenId;
   }
 
+  /** What the record keeps of the operation (activities/record-contract.ts). */
+  recordContextOf(op: OpenOperation): RecordContext {
+    return {
+      instrumentId: this.id,
+      customerId: this.input.customerId,
+      instrumentType: this.kind,
+      operation: op.operation,
+      operationId: op.id,
+      amount: op.amount,
+      currency: this.input.currency,
+      parentOperationId: op.purchaseRef ? splitRef(op.purchaseRef).id : undefined,
+      description: op.description,
+      callerReference: op.callerReference,
+      openedBy: op.openedBy ?? `${this.id}/${op.ref}`,
+    };
+  }
+
   /** One FPS call for the operation, with the same parameters every time (a re-send must not be a DuplicateRequest). */
   async call(op: OpenOperation, local: boolean): Promise<FpsAnswer> {
     const acts = local ? this.local : this.remote;
     const amount = { amount: op.amount, currency: this.input.currency };
     const shown = `${this.input.currency} ${formatDecimal(op.amount, this.input.currency)}`;
-    const base = { instrumentId: this.id };
+    const base = { instrumentId: this.id, record: this.recordContextOf(op) };
     const t = this.tokens;
     let run: () => Promise<MoneyResult>;
     let summary: string;

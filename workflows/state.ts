@@ -34,6 +34,8 @@ export interface OpenOperation {
   /** Refund, capture, void: the FPS transaction they act on. */
   targetTransactionId?: string;
   record: TransactionRecord;
+  /** Names this open operation for the record (activities/record-contract.ts RecordContext.openedBy). */
+  openedBy?: string;
 }
 
 /**

@@ -16,12 +16,13 @@ import { instrumentIdOfCallerReference, ipnUrlFor, PIPELINE_BY_TYPE, returnUrlFo
 import { flatParams, type ApiContext } from '../context';
 import { ProblemError } from '../problem';
 import { route, type RouteSpec } from '../route';
+import { eventsFor } from '../../store/operation-events';
 
 /** Parameters of a return or IPN are free-form strings; the signature and parsers decide. */
 const CallbackParams = z.record(z.string(), z.string());
 
 export function fpsCallbackRoutes(ctx: ApiContext): RouteSpec[] {
-  const { cfg, logger, verifier, instruments } = ctx;
+  const { cfg, logger, verifier, instruments, ledger } = ctx;
 
   return [
     route({
@@ -92,6 +93,13 @@ export function fpsCallbackRoutes(ctx: ApiContext): RouteSpec[] {
             throw new ProblemError(400, 'callback_invalid', e.message, { field: e.parameter });
           throw e;
         }
+        await ledger?.recordCallback({
+          kind: 'return',
+          instrumentId,
+          callerReference,
+          status: authorization.status,
+          parameters: params,
+        });
         await instruments.signal(instrumentId, authorizationReturnedSignal, authorization);
         logger.info(
           { instrumentId, callerReference, outcome: authorization.outcome, status: authorization.status },
@@ -171,6 +179,17 @@ export function fpsCallbackRoutes(ctx: ApiContext): RouteSpec[] {
           transactionStatus,
           notificationType: notification.notificationType,
         };
+        await ledger?.recordCallback({
+          kind: 'ipn',
+          instrumentId,
+          callerReference,
+          transactionId,
+          status: transactionStatus,
+          parameters: params,
+        });
+        // The record learns a Pending operation's outcome here; the workflow learns it from the signal.
+        if (ledger && notification.notificationType === 'TransactionStatus' && transactionStatus !== 'Pending')
+          await ledger.resolveOperation(callerReference, transactionStatus, eventsFor);
         if (!instrumentId) {
           logger.warn(fields, 'IPN names no instrument; acknowledged');
           res.json({ received: true, signalled: false });

@@ -153,6 +153,7 @@ async function startOwnStack(options: StackOptions): Promise<Stack & { realStop(
       SANDBOX_HOST: '127.0.0.1',
       SANDBOX_PUBLIC_URL: sandboxUrl,
       SANDBOX_DATA_DIR: path.join(tmp, 'sandbox'),
+      LEDGER_DATABASE_URL: process.env.LEDGER_DATABASE_URL || `sqlite:${path.join(tmp, 'ledger.sqlite')}`,
       SANDBOX_IPN_URL: `${apiUrl}/fps/ipn`,
       SANDBOX_FAULTS: '',
       API_PORT: String(apiPort),

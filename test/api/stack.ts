@@ -53,6 +53,7 @@ async function startStack(): Promise<Stack> {
     SANDBOX_PORT: String(sandboxPort),
     SANDBOX_PUBLIC_URL: sandboxUrl,
     SANDBOX_DATA_DIR: sandboxDataDir,
+    LEDGER_DATABASE_URL: `sqlite:${path.join(sandboxDataDir, 'ledger.sqlite')}`,
     SANDBOX_PENDING_DELAY_MS: '300',
     SANDBOX_IPN_RETRY_BASE_MS: '100',
     API_PORT: String(apiPort),

@@ -20,6 +20,8 @@ import { freePorts, spawnService, type Service } from './processes';
 import { getTestTemporal, uniqueTaskQueue } from './temporal';
 
 export interface ProcessStackOptions {
+  /** The stack's ledger store (LEDGER_DATABASE_URL); default: a SQLite file in its sandbox data folder. */
+  ledgerUrl?: string;
   /** Prefix of log files (test-artifacts/<name>-sandbox.log, ...). */
   name: string;
   /** 'own': a dev server for this stack alone, persisted in a SQLite file, restartable. Default: the run's. */
@@ -142,6 +144,7 @@ async function start(options: ProcessStackOptions, cleanup: Array<() => Promise<
     SANDBOX_PORT: String(sandboxPort),
     SANDBOX_PUBLIC_URL: sandboxUrl,
     SANDBOX_DATA_DIR: sandboxDataDir,
+    LEDGER_DATABASE_URL: options.ledgerUrl ?? `sqlite:${path.join(sandboxDataDir, 'ledger.sqlite')}`,
     SANDBOX_ACCESS_KEYS: `${fpsAccessKeyId}:${fpsSecretKey}`,
     SANDBOX_IPN_URL: `${publicUrl}/fps/ipn`,
     SANDBOX_PENDING_DELAY_MS: '500',

@@ -1,0 +1,74 @@
+// Opens the ledger database: SQLite (better-sqlite3, a file, WAL) by default, PostgreSQL when the
+// URL says postgres://. Applies the migrations on open, so every process starts on the current schema.
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import pg from 'pg';
+import { migrationProvider } from './migrations';
+import type { LedgerDatabase } from './schema';
+
+export type LedgerDialect = 'sqlite' | 'postgres';
+
+export interface LedgerDb {
+  db: Kysely<LedgerDatabase>;
+  dialect: LedgerDialect;
+  /** Where it is, without credentials (for logs). */
+  describe: string;
+  close(): Promise<void>;
+}
+
+// BIGINT comes back from pg as a string; our values (minor units, epoch ms) fit a JS number.
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+
+/** `postgres://…` or `postgresql://…` → PostgreSQL; `sqlite:<path>`, `file:<path>` or a plain path → SQLite. */
+export function parseLedgerUrl(url: string): { dialect: LedgerDialect; target: string } {
+  if (/^postgres(ql)?:\/\//.test(url)) return { dialect: 'postgres', target: url };
+  const file = url.replace(/^(sqlite|file):(\/\/)?/, '');
+  if (!file) throw new Error('LEDGER_DATABASE_URL: no SQLite file given');
+  return { dialect: 'sqlite', target: file };
+}
+
+function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'postgres://(unparseable)';
+  }
+}
+
+/** Opens (and migrates) the ledger at `url`. */
+export async function openLedgerDb(url: string): Promise<LedgerDb> {
+  const { dialect, target } = parseLedgerUrl(url);
+  let db: Kysely<LedgerDatabase>;
+  if (dialect === 'sqlite') {
+    mkdirSync(path.dirname(path.resolve(target)), { recursive: true });
+    const sqlite = new Database(target);
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('synchronous = NORMAL');
+    // The API and the worker write the same file: wait for the other's transaction instead of failing.
+    sqlite.pragma('busy_timeout = 5000');
+    db = new Kysely<LedgerDatabase>({ dialect: new SqliteDialect({ database: sqlite }) });
+  } else {
+    db = new Kysely<LedgerDatabase>({
+      dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: target, max: 10 }) }),
+    });
+  }
+  const migrator = new Migrator({ db, provider: migrationProvider });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    await db.destroy();
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName;
+    throw new Error(`ledger migration ${failed ?? ''} failed: ${(error as Error).message ?? String(error)}`, {
+      cause: error,
+    });
+  }
+  return {
+    db,
+    dialect,
+    describe: dialect === 'sqlite' ? `sqlite:${target}` : redact(target),
+    close: () => db.destroy(),
+  };
+}

@@ -1,0 +1,302 @@
+// The record's queries: one operation row per CallerReference (upserted by every attempt), the
+// verified callbacks, and the event outbox written in the same transaction as the row it reports.
+// The workflow stays the source of truth for state and decisions; this is the durable record.
+import { randomUUID } from 'node:crypto';
+import type { Kysely, Transaction } from 'kysely';
+import type { TransactionStatus } from '../fps/actions';
+import type { LedgerDb } from './db';
+import type { EventRow, LedgerDatabase, OperationRow, OperationsTable } from './schema';
+
+export type OperationWrite = Omit<OperationsTable, 'created_at' | 'updated_at' | 'refunded_amount'> & {
+  refunded_amount?: number;
+};
+
+export interface EventWrite {
+  type: string;
+  instrumentId: string;
+  customerId: string;
+  eventKey: string;
+  data: Record<string, unknown>;
+}
+
+/** The body merchants see (issue 13's shape). */
+export interface LedgerEvent {
+  id: string;
+  type: string;
+  createdAt: string;
+  instrumentId: string;
+  customerId: string;
+  sequence: number;
+  data: Record<string, unknown>;
+}
+
+/** Final for the record: a later call with the same CallerReference cannot change it. */
+export const isFinalRecordedStatus = (status: string): boolean =>
+  status === 'Success' || status === 'Failure' || status === 'Cancelled' || status === 'Declined';
+
+export interface TransactionQuery {
+  instrumentId?: string;
+  customerId?: string;
+  operation?: string;
+  status?: string;
+  /** Inclusive, epoch ms. */
+  from?: number;
+  /** Exclusive, epoch ms. */
+  to?: number;
+  limit: number;
+  /** From the previous page's nextCursor. */
+  cursor?: string;
+}
+
+/** Opaque page cursor: the last row's (created_at, caller_reference). */
+export function encodeCursor(row: Pick<OperationRow, 'created_at' | 'caller_reference'>): string {
+  return Buffer.from(JSON.stringify([row.created_at, row.caller_reference])).toString('base64url');
+}
+
+export function decodeCursor(cursor: string): { createdAt: number; callerReference: string } | undefined {
+  try {
+    const [createdAt, callerReference] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[];
+    if (typeof createdAt !== 'number' || typeof callerReference !== 'string') return undefined;
+    return { createdAt, callerReference };
+  } catch {
+    return undefined;
+  }
+}
+
+export class LedgerStore {
+  readonly db: Kysely<LedgerDatabase>;
+  constructor(
+    readonly ledger: LedgerDb,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.db = ledger.db;
+  }
+
+  close(): Promise<void> {
+    return this.ledger.close();
+  }
+
+  operationByCallerReference(callerReference: string): Promise<OperationRow | undefined> {
+    return this.db
+      .selectFrom('operations')
+      .selectAll()
+      .where('caller_reference', '=', callerReference)
+      .executeTakeFirst();
+  }
+
+  operation(instrumentId: string, operation: string, operationId: string): Promise<OperationRow | undefined> {
+    return this.db
+      .selectFrom('operations')
+      .selectAll()
+      .where('instrument_id', '=', instrumentId)
+      .where('operation', '=', operation)
+      .where('operation_id', '=', operationId)
+      .executeTakeFirst();
+  }
+
+  /**
+   * Upserts the operation's row by CallerReference and appends its events, in one transaction.
+   * A final row never changes status again (a late or replayed answer cannot move it backwards).
+   * Refunds that succeed add to their purchase's refunded_amount, once (on the row's transition to Success).
+   */
+  async recordOperation(row: OperationWrite, events: EventWrite[] = []): Promise<OperationRow> {
+    const at = this.now();
+    return this.db.transaction().execute(async (trx) => {
+      const before = await trx
+        .selectFrom('operations')
+        .selectAll()
+        .where('caller_reference', '=', row.caller_reference)
+        .executeTakeFirst();
+      if (before && isFinalRecordedStatus(before.status)) return before;
+      await trx
+        .insertInto('operations')
+        .values({ ...row, refunded_amount: row.refunded_amount ?? 0, created_at: at, updated_at: at })
+        .onConflict((oc) =>
+          oc.column('caller_reference').doUpdateSet({
+            status: row.status,
+            transaction_id: row.transaction_id ?? before?.transaction_id ?? null,
+            decline_code: row.decline_code,
+            decline_reason: row.decline_reason,
+            updated_at: at,
+          }),
+        )
+        .execute();
+      const becameSuccess = row.status === 'Success' && before?.status !== 'Success';
+      if (becameSuccess && row.operation === 'refund' && row.parent_operation_id) {
+        await trx
+          .updateTable('operations')
+          .set((eb) => ({ refunded_amount: eb('refunded_amount', '+', row.amount), updated_at: at }))
+          .where('instrument_id', '=', row.instrument_id)
+          .where('operation', 'in', ['purchase', 'capture'])
+          .where('operation_id', '=', row.parent_operation_id)
+          .execute();
+      }
+      if (before?.status !== row.status) for (const event of events) await appendEvent(trx, event, at);
+      return (await trx
+        .selectFrom('operations')
+        .selectAll()
+        .where('caller_reference', '=', row.caller_reference)
+        .executeTakeFirst())!;
+    });
+  }
+
+  /** A later outcome (IPN or poll) of a recorded operation: Pending → Success/Failure. */
+  async resolveOperation(
+    callerReference: string,
+    status: TransactionStatus | 'Declined',
+    events: (row: OperationRow) => EventWrite[] = () => [],
+    decline?: { code?: string; reason?: string },
+  ): Promise<OperationRow | undefined> {
+    const before = await this.operationByCallerReference(callerReference);
+    if (!before) return undefined;
+    const { created_at: _c, updated_at: _u, ...write } = before;
+    return this.recordOperation(
+      {
+        ...write,
+        status,
+        decline_code: decline?.code ?? before.decline_code,
+        decline_reason: decline?.reason ?? before.decline_reason,
+      },
+      events({ ...before, status }),
+    );
+  }
+
+  /** Appends an event unless this instrument already has one with the same key. */
+  async appendEvent(event: EventWrite): Promise<void> {
+    await this.db.transaction().execute((trx) => appendEvent(trx, event, this.now()));
+  }
+
+  async recordCallback(callback: {
+    kind: 'ipn' | 'return';
+    instrumentId?: string;
+    callerReference?: string;
+    transactionId?: string;
+    status?: string;
+    parameters: Record<string, string>;
+  }): Promise<void> {
+    const {
+      signature: _s,
+      signatureVersion: _v,
+      signatureMethod: _m,
+      certificateUrl: _u,
+      ...kept
+    } = callback.parameters;
+    await this.db
+      .insertInto('callbacks')
+      .values({
+        kind: callback.kind,
+        instrument_id: callback.instrumentId ?? null,
+        caller_reference: callback.callerReference ?? null,
+        transaction_id: callback.transactionId ?? null,
+        status: callback.status ?? null,
+        parameters: JSON.stringify(kept),
+        received_at: this.now(),
+      })
+      .execute();
+  }
+
+  callbacksFor(callerReference: string) {
+    return this.db
+      .selectFrom('callbacks')
+      .selectAll()
+      .where('caller_reference', '=', callerReference)
+      .orderBy('id')
+      .execute();
+  }
+
+  /** Newest first, keyset-paged. */
+  async transactions(q: TransactionQuery): Promise<{ rows: OperationRow[]; nextCursor: string | null }> {
+    let query = this.db.selectFrom('operations').selectAll();
+    if (q.instrumentId) query = query.where('instrument_id', '=', q.instrumentId);
+    if (q.customerId) query = query.where('customer_id', '=', q.customerId);
+    if (q.operation) query = query.where('operation', '=', q.operation);
+    if (q.status) query = query.where('status', '=', q.status);
+    if (q.from !== undefined) query = query.where('created_at', '>=', q.from);
+    if (q.to !== undefined) query = query.where('created_at', '<', q.to);
+    const after = q.cursor ? decodeCursor(q.cursor) : undefined;
+    if (after)
+      query = query.where((eb) =>
+        eb.or([
+          eb('created_at', '<', after.createdAt),
+          eb.and([eb('created_at', '=', after.createdAt), eb('caller_reference', '<', after.callerReference)]),
+        ]),
+      );
+    const rows = await query
+      .orderBy('created_at', 'desc')
+      .orderBy('caller_reference', 'desc')
+      .limit(q.limit + 1)
+      .execute();
+    const more = rows.length > q.limit;
+    const page = more ? rows.slice(0, q.limit) : rows;
+    return { rows: page, nextCursor: more ? encodeCursor(page[page.length - 1]) : null };
+  }
+
+  /** Every operation of a scope in [from, to), oldest first, for statements. */
+  operationsBetween(scope: { instrumentId?: string; customerId?: string }, from?: number, to?: number) {
+    let query = this.db.selectFrom('operations').selectAll();
+    if (scope.instrumentId) query = query.where('instrument_id', '=', scope.instrumentId);
+    if (scope.customerId) query = query.where('customer_id', '=', scope.customerId);
+    if (from !== undefined) query = query.where('created_at', '>=', from);
+    if (to !== undefined) query = query.where('created_at', '<', to);
+    return query.orderBy('created_at').orderBy('caller_reference').execute();
+  }
+
+  /** Events after a cursor (the outbox's seq), oldest first. */
+  async events(q: { after?: number; type?: string; instrumentId?: string; limit: number }): Promise<EventRow[]> {
+    let query = this.db.selectFrom('events').selectAll();
+    if (q.after !== undefined) query = query.where('seq', '>', q.after);
+    if (q.type) query = query.where('type', '=', q.type);
+    if (q.instrumentId) query = query.where('instrument_id', '=', q.instrumentId);
+    return query.orderBy('seq').limit(q.limit).execute();
+  }
+
+  /** Deletes operations, callbacks and events older than `days` (LEDGER_RETENTION_DAYS). */
+  async prune(days: number): Promise<number> {
+    const before = this.now() - days * 86_400_000;
+    const r = await this.db.deleteFrom('operations').where('updated_at', '<', before).executeTakeFirst();
+    await this.db.deleteFrom('callbacks').where('received_at', '<', before).execute();
+    await this.db.deleteFrom('events').where('created_at', '<', before).execute();
+    return Number(r.numDeletedRows);
+  }
+}
+
+/** Inside a transaction: next per-instrument sequence, once per event key. */
+async function appendEvent(trx: Transaction<LedgerDatabase>, event: EventWrite, at: number): Promise<void> {
+  const seen = await trx
+    .selectFrom('events')
+    .select('seq')
+    .where('instrument_id', '=', event.instrumentId)
+    .where('event_key', '=', event.eventKey)
+    .executeTakeFirst();
+  if (seen) return;
+  const last = await trx
+    .selectFrom('events')
+    .select((eb) => eb.fn.max('sequence').as('max'))
+    .where('instrument_id', '=', event.instrumentId)
+    .executeTakeFirst();
+  await trx
+    .insertInto('events')
+    .values({
+      id: `evt_${randomUUID().replace(/-/g, '')}`,
+      type: event.type,
+      instrument_id: event.instrumentId,
+      customer_id: event.customerId,
+      sequence: Number(last?.max ?? 0) + 1,
+      event_key: event.eventKey,
+      created_at: at,
+      data: JSON.stringify(event.data),
+    })
+    .execute();
+}
+
+export function renderEvent(row: EventRow): LedgerEvent {
+  return {
+    id: row.id,
+    type: row.type,
+    createdAt: new Date(row.created_at).toISOString(),
+    instrumentId: row.instrument_id,
+    customerId: row.customer_id,
+    sequence: row.sequence,
+    data: JSON.parse(row.data) as Record<string, unknown>,
+  };
+}

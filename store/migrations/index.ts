@@ -1,0 +1,12 @@
+// Every migration of the ledger store, in order. Add new ones at the end with the next number;
+// never edit one that has shipped (the store records which have run).
+import type { Migration, MigrationProvider } from 'kysely';
+import * as ledger001 from './001_ledger';
+
+export const migrations: Record<string, Migration> = {
+  '001_ledger': ledger001,
+};
+
+export const migrationProvider: MigrationProvider = {
+  getMigrations: async () => migrations,
+};

@@ -1,0 +1,66 @@
+// The ledger store's tables as Kysely sees them. Money is integer minor units (BIGINT), times are
+// UTC epoch milliseconds (BIGINT): the same on SQLite and PostgreSQL, so one query layer serves both.
+import type { Generated, Selectable } from 'kysely';
+
+export interface OperationsTable {
+  /** The FPS CallerReference the operation sends (or the workflow's descriptive one for Settle/Cancel). */
+  caller_reference: string;
+  instrument_id: string;
+  customer_id: string;
+  instrument_type: string;
+  /** purchase | refund | fund | settle | writeOff | reserve | capture | void */
+  operation: string;
+  operation_id: string;
+  amount: number;
+  currency: string;
+  /** FPS TransactionStatus: Pending, Reserved, Success, Failure, Cancelled; Declined when FPS refused the call. */
+  status: string;
+  transaction_id: string | null;
+  refunded_amount: number;
+  decline_code: string | null;
+  decline_reason: string | null;
+  parent_operation_id: string | null;
+  description: string | null;
+  /** Which open operation of which workflow run wrote the row first: a retry of the same one is not a replay. */
+  opened_by: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface CallbacksTable {
+  id: Generated<number>;
+  /** ipn | return */
+  kind: string;
+  instrument_id: string | null;
+  caller_reference: string | null;
+  transaction_id: string | null;
+  status: string | null;
+  /** The callback's parameters as received, signature fields removed. */
+  parameters: string;
+  received_at: number;
+}
+
+export interface EventsTable {
+  /** Ordered cursor for the event log. */
+  seq: Generated<number>;
+  id: string;
+  type: string;
+  instrument_id: string;
+  customer_id: string;
+  /** Per instrument, from 1, gap-free. */
+  sequence: number;
+  /** Unique per instrument for the fact the event reports: a retried write adds nothing. */
+  event_key: string;
+  created_at: number;
+  /** JSON text. */
+  data: string;
+}
+
+export interface LedgerDatabase {
+  operations: OperationsTable;
+  callbacks: CallbacksTable;
+  events: EventsTable;
+}
+
+export type OperationRow = Selectable<OperationsTable>;
+export type EventRow = Selectable<EventsTable>;

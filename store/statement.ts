@@ -1,0 +1,63 @@
+// Statements computed from the record: the opening figure from every row before `from`, the lines
+// in [from, to), the closing figure. Only successful operations move money; the rest are listed.
+import type { OperationRow } from './schema';
+import type { LedgerStore } from './ledger';
+
+/** How one successful operation moves a prepaid balance (+) or a postpaid debt (+), in minor units. */
+export function effectOf(instrumentType: string, row: Pick<OperationRow, 'operation' | 'amount' | 'status'>): number {
+  if (row.status !== 'Success') return 0;
+  if (instrumentType === 'prepaid') {
+    if (row.operation === 'fund' || row.operation === 'refund') return row.amount;
+    if (row.operation === 'purchase') return -row.amount;
+    return 0;
+  }
+  if (instrumentType === 'postpaid') {
+    if (row.operation === 'purchase') return row.amount;
+    if (row.operation === 'refund' || row.operation === 'settle' || row.operation === 'writeOff') return -row.amount;
+    return 0;
+  }
+  return 0;
+}
+
+export interface StatementLine {
+  row: OperationRow;
+  /** Balance (prepaid) or debt (postpaid) after this line. */
+  running: number;
+}
+
+export interface Statement {
+  instrumentType: string;
+  currency: string | undefined;
+  opening: number;
+  closing: number;
+  lines: StatementLine[];
+  /** Successful amounts by operation. */
+  totals: Record<string, number>;
+}
+
+export async function instrumentStatement(
+  store: LedgerStore,
+  instrumentId: string,
+  instrumentType: string,
+  from?: number,
+  to?: number,
+): Promise<Statement> {
+  const before = from === undefined ? [] : await store.operationsBetween({ instrumentId }, undefined, from);
+  const rows = await store.operationsBetween({ instrumentId }, from, to);
+  const opening = before.reduce((sum, row) => sum + effectOf(instrumentType, row), 0);
+  let running = opening;
+  const totals: Record<string, number> = {};
+  const lines = rows.map((row) => {
+    running += effectOf(instrumentType, row);
+    if (row.status === 'Success') totals[row.operation] = (totals[row.operation] ?? 0) + row.amount;
+    return { row, running };
+  });
+  return {
+    instrumentType,
+    currency: rows[0]?.currency ?? before[0]?.currency,
+    opening,
+    closing: running,
+    lines,
+    totals,
+  };
+}
