@@ -56,13 +56,15 @@ async function main(): Promise<void> {
     // Keep-alive connections whose request finishes after close() would otherwise stay open until
     // their idle timeout: close each one as soon as it has nothing in flight.
     const closeIdle = setInterval(() => server.closeIdleConnections(), 50);
-    server.close(async () => {
+    server.close(() => {
       clearTimeout(force);
       clearInterval(closeIdle);
-      await connection.close().catch(() => undefined);
-      await ledger.close().catch(() => undefined);
-      logger.info('api stopped');
-      process.exit(0);
+      void (async () => {
+        await connection.close().catch(() => undefined);
+        await ledger.close().catch(() => undefined);
+        logger.info('api stopped');
+        process.exit(0);
+      })();
     });
     server.closeIdleConnections();
   };

@@ -70,12 +70,10 @@ import {
   type PurchaseRequest,
   type PurchaseResult,
   type RefundRequest,
-  type SettleRequest,
   type TransactionRecord,
   type TransactionStatusNotification,
   type UpdateRejectionType,
   type VoidRequest,
-  type WriteOffRequest,
 } from './messages';
 import { Mutex } from './mutex';
 import { resolveSettings, type ResolvedSettings } from './settings';

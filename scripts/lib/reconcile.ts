@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- reads the sandbox's admin JSON loosely: a field it lacks is a discrepancy, not a crash */
 // Reconciliation: what the instrument workflows believe (Temporal) against what FPS did (the
 // sandbox ledger, through its admin JSON). Finds money FPS moved that no workflow knows about,
 // approvals FPS has no money for, CallerReferences charged twice, balances and debts that
