@@ -14,7 +14,7 @@ const root = config().root;
 const testDir = path.join(root, 'test');
 const ORDER = ['unit', 'machines', 'sandbox', 'workflow', 'api', 'e2e', 'browser'];
 /** A Rust panic in the output fails the run (otherwise: a loud warning). */
-const FAIL_ON_PANIC = false;
+const FAIL_ON_PANIC = true;
 const SERVER_LOG = path.join(root, 'test-artifacts', 'temporal-dev-server.log');
 
 /** Mocha options that take a value, so `--grep sandbox` is not mistaken for the spec `sandbox/`. */

@@ -93,6 +93,12 @@ export type { ContinuedState } from './state';
 /** Transactions kept for the snapshot query (newest last). */
 const RECENT_TRANSACTIONS = 20;
 const MAX_ID_LENGTH = 200;
+/**
+ * Ids the workflow makes for its own operations (initial funding, automatic settlements and
+ * write-offs) start with this; callers' ids never may, so the two can never name one operation.
+ */
+export const OWN_ID_PREFIX = 'wf:';
+const INITIAL_FUNDING_ID = `${OWN_ID_PREFIX}initial`;
 /** An FPS call (client timeout 10 s by default) gets this long per attempt. */
 const FPS_CALL_TIMEOUT = '15s';
 
@@ -136,6 +142,11 @@ function requireId(value: unknown, name: string): asserts value is string {
       `${name} must be a non-empty string of at most ${MAX_ID_LENGTH} characters`,
     );
   }
+  if (value.startsWith(OWN_ID_PREFIX))
+    throw rejection(
+      UpdateRejection.InvalidRequest,
+      `${name} must not start with "${OWN_ID_PREFIX}": those ids name the instrument's own operations`,
+    );
 }
 
 function requireAmount(value: unknown, name = 'amount'): asserts value is number {
@@ -264,7 +275,14 @@ class Instrument {
     };
     // The purchase path: a local activity saves the server round trips of a scheduled one; the
     // call is idempotent by CallerReference, so a re-execution after a crash is safe.
-    this.local = proxyLocalActivities<FpsActivities>({ startToCloseTimeout: FPS_CALL_TIMEOUT, retry });
+    // localRetryThreshold 0: every retry is a workflow timer and a fresh local activity. Local
+    // retries inside SDK core 1.24 leave each earlier attempt's start-to-close timer running, which
+    // times the next attempt out early and panics after worker shutdown (test/model/PANIC.md).
+    this.local = proxyLocalActivities<FpsActivities>({
+      startToCloseTimeout: FPS_CALL_TIMEOUT,
+      retry,
+      localRetryThreshold: 0,
+    });
     this.remote = proxyActivities<FpsActivities>({ startToCloseTimeout: FPS_CALL_TIMEOUT, retry });
     this.statusReader = proxyActivities<FpsActivities>({
       startToCloseTimeout: FPS_CALL_TIMEOUT,
@@ -566,15 +584,15 @@ class Instrument {
     }
     this.tokens = tokens;
     if (this.kind === 'prepaid') {
-      const ref = operationRef('fund', 'initial');
+      const ref = operationRef('fund', INITIAL_FUNDING_ID);
       const amount = this.input.fundingAmount!;
       this.apply({ type: 'AUTHORIZED', ref, amount });
       const op = this.openOperation({
         ref,
-        id: 'initial',
+        id: INITIAL_FUNDING_ID,
         operation: 'fund',
         amount,
-        callerReference: callerReferenceFor(this.id, 'fund', 'initial'),
+        callerReference: callerReferenceFor(this.id, 'fund', INITIAL_FUNDING_ID),
       });
       this.applyAnswer(op, await this.call(op, false));
       this.finish(op);
@@ -954,9 +972,18 @@ class Instrument {
       this.refresh();
       return;
     }
+    const verdict = verdictFor(op, answer.status);
+    if (verdict === 'ignore') {
+      // A status that says nothing about this operation: a capture or void polled (or notified)
+      // while its reservation is still Reserved. It neither resolves the operation nor makes it
+      // Pending; an operation whose own call got no answer stays Unknown, so its resolver re-sends.
+      if (op.status === 'InFlight') op.status = 'Unknown';
+      this.ensureResolver(op);
+      this.refresh();
+      return;
+    }
     if (!op.transactionId) op.transactionId = answer.transactionId;
     op.record.transactionId = answer.transactionId;
-    const verdict = verdictFor(op, answer.status);
     if (verdict === 'succeeded') {
       this.resolve(op, answer.status);
     } else if (verdict === 'failed') {
@@ -964,7 +991,7 @@ class Instrument {
         code: answer.statusCode ?? answer.status,
         message: answer.statusMessage ?? `FPS reported the transaction as ${answer.status}`,
       });
-    } else if (verdict === 'pending' || op.status !== 'Pending') {
+    } else {
       if (op.status !== 'Pending') {
         op.status = 'Pending';
         op.record.status = 'Pending';
@@ -1103,6 +1130,16 @@ class Instrument {
       n.transactionStatus !== 'Pending'
     )
       return;
+    if (verdictFor(op, n.transactionStatus) === 'ignore') {
+      // E.g. a late or duplicated Reserved IPN for the reservation an open capture or void acts on.
+      log.info('notification says nothing about the open operation: ignored', {
+        instrumentId: this.id,
+        ref: op.ref,
+        transactionId: n.transactionId,
+        transactionStatus: n.transactionStatus,
+      });
+      return;
+    }
     this.applyAnswer(op, {
       kind: 'status',
       transactionId: n.transactionId,
@@ -1414,7 +1451,7 @@ class Instrument {
   async autoSettle(why: 'threshold' | 'retry' | 'cycle'): Promise<void> {
     const ctx = this.snapshot.context as PostpaidContext;
     if (ctx.debt === 0) return;
-    const id = `auto-${this.counters.autoSettlements + 1}`;
+    const id = `${OWN_ID_PREFIX}settle-${this.counters.autoSettlements + 1}`;
     const event = this.settleEvent(operationRef('settle', id), undefined);
     if (!this.snapshot.can(event)) return;
     this.counters.autoSettlements++;
@@ -1444,7 +1481,7 @@ class Instrument {
   async autoWriteOff(): Promise<void> {
     const ctx = this.snapshot.context as PostpaidContext;
     if (this.state !== 'delinquent' || ctx.debt === 0) return;
-    const id = `auto-${this.counters.autoWriteOffs + 1}`;
+    const id = `${OWN_ID_PREFIX}writeoff-${this.counters.autoWriteOffs + 1}`;
     const event = this.writeOffEvent(operationRef('writeOff', id), undefined);
     if (!this.snapshot.can(event)) {
       // Operations still open: try again shortly.
@@ -1469,8 +1506,9 @@ class Instrument {
         : t.kind === 'postpaid'
           ? [t.creditSenderTokenId, t.settlementTokenId]
           : [t.tokenId];
-    // A used single-use token is spent already; only an unused one needs cancelling.
-    if (t.kind === 'single-use' && this.purchaseRef) return;
+    // A single-use token FPS made a transaction with is spent already; an unused one (never
+    // purchased with, or refused before any transaction, e.g. TransactionDenied) is cancelled.
+    if (t.kind === 'single-use' && this.purchaseRef && this.processed.get(this.purchaseRef)?.t) return;
     for (const tokenId of ids) {
       try {
         await this.statusReader.cancelToken.executeWithOptions({ summary: `CancelToken ${tokenId}` }, [

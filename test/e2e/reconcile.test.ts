@@ -57,7 +57,7 @@ describe('reconciliation (scripts/lib/reconcile.ts, npm run reconcile)', functio
   });
 
   it('reports money moved behind the workflows’ backs, with instrument, CallerReference and transaction id', async () => {
-    const fund = (await ledger.byCallerReference(`${x.instrumentId}:fund:initial`))[0];
+    const fund = (await ledger.byCallerReference(`${x.instrumentId}:fund:wf:initial`))[0];
     const prepaidX = await sandboxAdmin(stack, `/admin/prepaid/${fund.fpsInstrumentId}`);
     const rogue = await fps.call('Pay', {
       senderTokenId: prepaidX.senderTokenId,

@@ -73,7 +73,7 @@ describe('instrument lifecycles (Temporal + worker + sandbox process)', function
     assert.equal(snap.balance, 5000);
     let prepaid = await sandbox.admin.prepaid(tokens.prepaidInstrumentId);
     assert.equal(prepaid.balance.amount, 5000, 'the initial FundPrepaid moved the money');
-    const [funding] = await sandbox.admin.transactions(callerReferenceFor(id, 'fund', 'initial'));
+    const [funding] = await sandbox.admin.transactions(callerReferenceFor(id, 'fund', 'wf:initial'));
     assert.equal(funding.status, 'Success');
 
     const p1 = await handle.executeUpdate(purchaseUpdate, {
@@ -254,12 +254,12 @@ describe('instrument lifecycles (Temporal + worker + sandbox process)', function
       'threshold settlement',
     );
     assert.ok(
-      afterAuto.transactions.some((t) => t.operation === 'settle' && t.id === 'auto-1' && t.status === 'Success'),
+      afterAuto.transactions.some((t) => t.operation === 'settle' && t.id === 'wf:settle-1' && t.status === 'Success'),
     );
     ledger = await sandbox.admin.credit(credit);
     assert.equal(ledger.debt.amount, 0);
     assert.equal(ledger.settledTotal.amount, 10_500);
-    assert.equal((await sandbox.admin.transactions(`${id}:settle:auto-1`)).length, 1);
+    assert.equal((await sandbox.admin.transactions(`${id}:settle:wf:settle-1`)).length, 1);
 
     const closed = await handle.executeUpdate(closeUpdate, { args: [{}] });
     assert.equal(closed.state, 'closed');
@@ -313,8 +313,8 @@ describe('instrument lifecycles (Temporal + worker + sandbox process)', function
     const ledger = await sandbox.admin.credit(credit);
     assert.equal(ledger.debt.amount, 0);
     assert.equal(ledger.writtenOffTotal.amount, 1052);
-    assert.equal((await sandbox.admin.transactions(`${id}:writeoff:auto-1`))[0]?.status, 'Success');
-    const failures = await sandbox.admin.transactions(`${id}:settle:auto-1`);
+    assert.equal((await sandbox.admin.transactions(`${id}:writeoff:wf:writeoff-1`))[0]?.status, 'Success');
+    const failures = await sandbox.admin.transactions(`${id}:settle:wf:settle-1`);
     assert.equal(failures[0]?.status, 'Failure');
     await saveHistory(handle, 'postpaid-delinquent');
   });
