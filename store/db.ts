@@ -39,8 +39,16 @@ function redact(url: string): string {
   }
 }
 
+export interface LedgerDbOptions {
+  /**
+   * PostgreSQL: an idle pooled connection was lost (server restart, network). The pool drops it and
+   * the next query connects again; without a listener pg would throw it as an uncaught error.
+   */
+  onConnectionLost?: (err: Error) => void;
+}
+
 /** Opens (and migrates) the ledger at `url`. */
-export async function openLedgerDb(url: string): Promise<LedgerDb> {
+export async function openLedgerDb(url: string, options: LedgerDbOptions = {}): Promise<LedgerDb> {
   const { dialect, target } = parseLedgerUrl(url);
   let db: Kysely<LedgerDatabase>;
   if (dialect === 'sqlite') {
@@ -52,9 +60,9 @@ export async function openLedgerDb(url: string): Promise<LedgerDb> {
     sqlite.pragma('busy_timeout = 5000');
     db = new Kysely<LedgerDatabase>({ dialect: new SqliteDialect({ database: sqlite }) });
   } else {
-    db = new Kysely<LedgerDatabase>({
-      dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: target, max: 10 }) }),
-    });
+    const pool = new pg.Pool({ connectionString: target, max: 10 });
+    pool.on('error', (err) => options.onConnectionLost?.(err));
+    db = new Kysely<LedgerDatabase>({ dialect: new PostgresDialect({ pool }) });
   }
   const migrator = new Migrator({ db, provider: migrationProvider });
   const { error, results } = await migrator.migrateToLatest();

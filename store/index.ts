@@ -1,14 +1,17 @@
 // The ledger store from configuration (LEDGER_DATABASE_URL), opened and migrated, pruned by
 // LEDGER_RETENTION_DAYS when set.
 import { config } from '../config';
-import { openLedgerDb } from './db';
+import { openLedgerDb, type LedgerDbOptions } from './db';
 import { LedgerStore } from './ledger';
 
 export { LedgerStore } from './ledger';
 export type { OperationRow, EventRow } from './schema';
 
-export async function openLedger(url: string = config().ledger.url): Promise<LedgerStore> {
-  const store = new LedgerStore(await openLedgerDb(url));
+export async function openLedger(
+  url: string = config().ledger.url,
+  options: LedgerDbOptions = {},
+): Promise<LedgerStore> {
+  const store = new LedgerStore(await openLedgerDb(url, options));
   const days = config().ledger.retentionDays;
   if (days > 0) await store.prune(days);
   return store;

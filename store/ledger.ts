@@ -56,8 +56,9 @@ export function encodeCursor(row: Pick<OperationRow, 'created_at' | 'caller_refe
 export function decodeCursor(cursor: string): { createdAt: number; callerReference: string } | undefined {
   try {
     const [createdAt, callerReference] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[];
-    if (typeof createdAt !== 'number' || typeof callerReference !== 'string') return undefined;
-    return { createdAt, callerReference };
+    // A non-integer time would reach the query as a BIGINT parameter PostgreSQL refuses.
+    if (!Number.isSafeInteger(createdAt) || typeof callerReference !== 'string') return undefined;
+    return { createdAt: createdAt as number, callerReference };
   } catch {
     return undefined;
   }
@@ -102,25 +103,30 @@ export class LedgerStore {
   async recordOperation(row: OperationWrite, events: EventWrite[] = []): Promise<OperationRow> {
     const at = this.now();
     return this.db.transaction().execute(async (trx) => {
-      const before = await trx
-        .selectFrom('operations')
-        .selectAll()
-        .where('caller_reference', '=', row.caller_reference)
-        .executeTakeFirst();
-      if (before && isFinalRecordedStatus(before.status)) return before;
-      await trx
+      // The first write inserts the row; a later one locks it first, so concurrent writes of one
+      // CallerReference take turns and each sees the one before it (PostgreSQL's READ COMMITTED
+      // would otherwise let two of them both find "not yet Success" and both add a refund).
+      const inserted = await trx
         .insertInto('operations')
         .values({ ...row, refunded_amount: row.refunded_amount ?? 0, created_at: at, updated_at: at })
-        .onConflict((oc) =>
-          oc.column('caller_reference').doUpdateSet({
+        .onConflict((oc) => oc.column('caller_reference').doNothing())
+        .returning('caller_reference')
+        .executeTakeFirst();
+      const before = inserted ? undefined : await this.lockedOperation(trx, row.caller_reference);
+      if (before && isFinalRecordedStatus(before.status)) return before;
+      if (before) {
+        await trx
+          .updateTable('operations')
+          .set({
             status: row.status,
-            transaction_id: row.transaction_id ?? before?.transaction_id ?? null,
+            transaction_id: row.transaction_id ?? before.transaction_id,
             decline_code: row.decline_code,
             decline_reason: row.decline_reason,
             updated_at: at,
-          }),
-        )
-        .execute();
+          })
+          .where('caller_reference', '=', row.caller_reference)
+          .execute();
+      }
       const becameSuccess = row.status === 'Success' && before?.status !== 'Success';
       if (becameSuccess && row.operation === 'refund' && row.parent_operation_id) {
         await trx
@@ -138,6 +144,16 @@ export class LedgerStore {
         .where('caller_reference', '=', row.caller_reference)
         .executeTakeFirst())!;
     });
+  }
+
+  /** The row, locked until the transaction ends (SQLite: its transactions are serial already). */
+  private async lockedOperation(trx: Transaction<LedgerDatabase>, callerReference: string): Promise<OperationRow> {
+    return trx
+      .selectFrom('operations')
+      .selectAll()
+      .where('caller_reference', '=', callerReference)
+      .$if(this.ledger.dialect === 'postgres', (q) => q.forUpdate())
+      .executeTakeFirstOrThrow();
   }
 
   /** A later outcome (IPN or poll) of a recorded operation: Pending → Success/Failure. */
@@ -250,7 +266,10 @@ export class LedgerStore {
     return query.orderBy('seq').limit(q.limit).execute();
   }
 
-  /** Deletes operations, callbacks and events older than `days` (LEDGER_RETENTION_DAYS). */
+  /**
+   * Deletes operations, callbacks and events older than `days` (LEDGER_RETENTION_DAYS). The
+   * per-instrument event counters stay, so a pruned instrument's next event does not reuse a sequence.
+   */
   async prune(days: number): Promise<number> {
     const before = this.now() - days * 86_400_000;
     const r = await this.db.deleteFrom('operations').where('updated_at', '<', before).executeTakeFirst();
@@ -260,8 +279,21 @@ export class LedgerStore {
   }
 }
 
-/** Inside a transaction: next per-instrument sequence, once per event key. */
+/**
+ * Inside a transaction: the instrument's next sequence, once per event key. The instrument's
+ * counter row is taken first (locked until the transaction ends), so concurrent appenders take
+ * turns, the key check sees every committed event, and no two events get the same number.
+ */
 async function appendEvent(trx: Transaction<LedgerDatabase>, event: EventWrite, at: number): Promise<void> {
+  const { last_sequence: last } = await trx
+    .insertInto('event_sequences')
+    .values({ instrument_id: event.instrumentId, last_sequence: 0 })
+    // A no-op update: it locks the existing row and answers its latest committed value.
+    .onConflict((oc) =>
+      oc.column('instrument_id').doUpdateSet((eb) => ({ last_sequence: eb.ref('event_sequences.last_sequence') })),
+    )
+    .returning('last_sequence')
+    .executeTakeFirstOrThrow();
   const seen = await trx
     .selectFrom('events')
     .select('seq')
@@ -269,11 +301,7 @@ async function appendEvent(trx: Transaction<LedgerDatabase>, event: EventWrite, 
     .where('event_key', '=', event.eventKey)
     .executeTakeFirst();
   if (seen) return;
-  const last = await trx
-    .selectFrom('events')
-    .select((eb) => eb.fn.max('sequence').as('max'))
-    .where('instrument_id', '=', event.instrumentId)
-    .executeTakeFirst();
+  const sequence = last + 1;
   await trx
     .insertInto('events')
     .values({
@@ -281,11 +309,16 @@ async function appendEvent(trx: Transaction<LedgerDatabase>, event: EventWrite, 
       type: event.type,
       instrument_id: event.instrumentId,
       customer_id: event.customerId,
-      sequence: Number(last?.max ?? 0) + 1,
+      sequence,
       event_key: event.eventKey,
       created_at: at,
       data: JSON.stringify(event.data),
     })
+    .execute();
+  await trx
+    .updateTable('event_sequences')
+    .set({ last_sequence: sequence })
+    .where('instrument_id', '=', event.instrumentId)
     .execute();
 }
 

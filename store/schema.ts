@@ -56,10 +56,18 @@ export interface EventsTable {
   data: string;
 }
 
+/** One row per instrument that has had an event; never pruned, so a sequence is never reused. */
+export interface EventSequencesTable {
+  instrument_id: string;
+  /** The instrument's highest event sequence so far. */
+  last_sequence: number;
+}
+
 export interface LedgerDatabase {
   operations: OperationsTable;
   callbacks: CallbacksTable;
   events: EventsTable;
+  event_sequences: EventSequencesTable;
 }
 
 export type OperationRow = Selectable<OperationsTable>;

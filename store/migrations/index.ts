@@ -2,9 +2,11 @@
 // never edit one that has shipped (the store records which have run).
 import type { Migration, MigrationProvider } from 'kysely';
 import * as ledger001 from './001_ledger';
+import * as eventSequences002 from './002_event_sequences';
 
 export const migrations: Record<string, Migration> = {
   '001_ledger': ledger001,
+  '002_event_sequences': eventSequences002,
 };
 
 export const migrationProvider: MigrationProvider = {
