@@ -18,6 +18,7 @@ import { rateLimit } from './rate-limit';
 import type { RouteSpec } from './route';
 import { fpsCallbackRoutes } from './routes/fps-callbacks';
 import { instrumentRoutes } from './routes/instruments';
+import { ledgerRoutes } from './routes/ledger';
 import { serviceRoutes } from './routes/service';
 import { storeRoutes } from './routes/store';
 
@@ -54,8 +55,10 @@ export function createApi(deps: AppDeps): MerchantApi {
   };
 
   let document: unknown;
+  const recordRoutes = ledgerRoutes(context);
   const routes: RouteSpec[] = [
-    ...instrumentRoutes(context),
+    ...supersededBy(instrumentRoutes(context), recordRoutes),
+    ...recordRoutes,
     ...fpsCallbackRoutes(context),
     ...storeRoutes(context),
     ...serviceRoutes(context, () => (document ??= openApiDocument(routes, cfg))),
@@ -94,6 +97,15 @@ export function createApi(deps: AppDeps): MerchantApi {
   });
   app.use(errorHandler(logger));
   return { app, routes, context };
+}
+
+/**
+ * `routes` without those `replacements` declare again (same method and path): the record's purchase
+ * lookup answers what the workflow-only one did, and more, so one of them is mounted and documented.
+ */
+function supersededBy(routes: RouteSpec[], replacements: RouteSpec[]): RouteSpec[] {
+  const replaced = new Set(replacements.map((r) => `${r.method} ${r.path}`));
+  return routes.filter((r) => !replaced.has(`${r.method} ${r.path}`));
 }
 
 /** The Express app alone, for callers that only need to listen. */

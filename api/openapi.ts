@@ -40,7 +40,12 @@ function response(status: number, spec: ResponseSpec | string): JsonObject {
     out.headers = Object.fromEntries(
       Object.entries(r.headers).map(([name, description]) => [name, { description, schema: { type: 'string' } }]),
     );
-  if (r.schema) out.content = { [r.contentType ?? 'application/json']: { schema: schemaRef(r.schema) } };
+  if (r.schema)
+    out.content = Object.fromEntries(
+      [{ contentType: r.contentType ?? 'application/json', schema: r.schema }, ...(r.alternatives ?? [])].map(
+        ({ contentType, schema }) => [contentType, { schema: schemaRef(schema) }],
+      ),
+    );
   else if (status >= 400) out.content = { [PROBLEM_CONTENT_TYPE]: { schema: { $ref: `${COMPONENT_PREFIX}Problem` } } };
   return out;
 }
@@ -130,6 +135,7 @@ export function openApiDocument(routes: readonly RouteSpec[], cfg: Config): Json
     tags: [
       { name: 'instruments', description: 'Create, read and list instruments' },
       { name: 'operations', description: 'Money operations (Temporal Updates); POSTs take an Idempotency-Key' },
+      { name: 'record', description: 'The durable record: transactions of any age, statements as JSON or CSV' },
       { name: 'fps callbacks', description: 'Signed return URL and IPNs from FPS (or the sandbox)' },
       { name: 'storefront', description: 'Same-origin backend of the demo storefront (session cookie, no API key)' },
       { name: 'service', description: 'Health and this document' },

@@ -12,6 +12,7 @@ export type ProblemCode =
   | 'not_found'
   | 'instrument_not_found'
   | 'validation_failed'
+  | 'invalid_parameter'
   | 'invalid_amount'
   | 'invalid_currency'
   | 'limit_exceeded'
@@ -34,6 +35,7 @@ export type ProblemCode =
   | 'rate_limited'
   | 'operation_timeout'
   | 'temporal_unavailable'
+  | 'ledger_unavailable'
   | 'internal_error';
 
 export interface Problem {
@@ -53,6 +55,7 @@ const TITLES: Record<ProblemCode, string> = {
   not_found: 'Not found',
   instrument_not_found: 'Instrument not found',
   validation_failed: 'Request is invalid',
+  invalid_parameter: 'Invalid query parameter',
   invalid_amount: 'Invalid amount',
   invalid_currency: 'Invalid currency',
   limit_exceeded: 'Limit exceeded',
@@ -75,6 +78,7 @@ const TITLES: Record<ProblemCode, string> = {
   rate_limited: 'Too many requests',
   operation_timeout: 'Operation still running',
   temporal_unavailable: 'Workflow service unavailable',
+  ledger_unavailable: 'The record is not configured',
   internal_error: 'Internal error',
 };
 

@@ -11,6 +11,8 @@ export interface ResponseSpec {
   /** A named schema from api/schemas.ts (application/json unless contentType says otherwise). */
   schema?: z.ZodType;
   contentType?: string;
+  /** The same response in other media types the client may ask for with Accept (e.g. text/csv). */
+  alternatives?: Array<{ contentType: string; schema: z.ZodType }>;
   headers?: Record<string, string>;
 }
 

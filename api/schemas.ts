@@ -246,6 +246,130 @@ export const OperationResultSchema = named(
   }),
 );
 
+// ---- the record (ledger) ---------------------------------------------------------------------
+
+/** The record's money: a decimal string and its currency (a running figure may be negative). */
+export const RecordedMoney = named(
+  'RecordedMoney',
+  z.object({ amount: z.string().meta({ example: '12.50' }), currency: z.string().meta({ example: 'USD' }) }),
+  'An amount from the record as a decimal string with its currency',
+);
+
+export const OperationKind = z
+  .enum(['purchase', 'refund', 'fund', 'settle', 'writeOff', 'reserve', 'capture', 'void'])
+  .meta({ description: 'The money operation' });
+
+export const RecordedStatus = z
+  .enum(['Pending', 'Reserved', 'Success', 'Failure', 'Cancelled', 'Declined'])
+  .meta({ description: 'FPS TransactionStatus; Declined when FPS refused the call' });
+
+export const RecordedOperationSchema = named(
+  'RecordedOperation',
+  z.object({
+    id: z.string().meta({ description: 'The operation id (purchase id, Idempotency-Key, or the workflow’s wf:… id)' }),
+    operation: OperationKind,
+    amount: RecordedMoney,
+    status: RecordedStatus,
+    transactionId: z.string().optional(),
+    callerReference: z.string(),
+    declineCode: z.string().optional(),
+    declineReason: z.string().optional(),
+    parentOperationId: z.string().optional().meta({ description: 'Refunds: the purchase refunded' }),
+    description: z.string().optional(),
+    instrumentId: z.string(),
+    customerId: z.string(),
+    instrumentType: z.string(),
+    refundedAmount: RecordedMoney.optional().meta({ description: 'Purchases and captures: refunded so far' }),
+    createdAt: z.string().meta({ description: 'ISO 8601: when the operation was first recorded' }),
+    updatedAt: z.string().meta({ description: 'ISO 8601: its last change (e.g. Pending → Success)' }),
+  }),
+  'One operation as the record holds it',
+);
+
+export const TransactionPage = named(
+  'TransactionPage',
+  z.object({
+    data: z.array(RecordedOperationSchema),
+    nextCursor: z
+      .string()
+      .nullable()
+      .meta({ description: 'Pass as `cursor` for the next (older) page; null on the last page' }),
+  }),
+);
+
+export const PurchaseRecord = named(
+  'PurchaseRecord',
+  OperationResultSchema.extend({
+    description: z.string().optional(),
+    refundedAmount: Money,
+    refunds: z.array(RecordedOperationSchema),
+    createdAt: z.string().optional(),
+    updatedAt: z.string().optional(),
+  }),
+  'A purchase with what has been refunded of it',
+);
+
+export const StatementLineSchema = named(
+  'StatementLine',
+  z.object({
+    date: z.string().meta({ description: 'ISO 8601 time the operation was recorded' }),
+    operation: OperationKind,
+    id: z.string(),
+    amount: RecordedMoney,
+    status: RecordedStatus,
+    transactionId: z.string().optional(),
+    description: z.string().optional(),
+    balance: RecordedMoney.optional().meta({ description: 'Prepaid: the balance after this line' }),
+    debt: RecordedMoney.optional().meta({ description: 'Postpaid: the debt after this line' }),
+  }),
+);
+
+export const StatementSchema = named(
+  'Statement',
+  z.object({
+    instrumentId: z.string(),
+    customerId: z.string().optional(),
+    type: z.string(),
+    currency: z.string(),
+    from: z.string().nullable().meta({ description: 'First day (UTC), or null: since the first record' }),
+    to: z.string().nullable().meta({ description: 'Last day (UTC, inclusive), or null: up to now' }),
+    openingBalance: RecordedMoney.optional(),
+    closingBalance: RecordedMoney.optional(),
+    openingDebt: RecordedMoney.optional(),
+    closingDebt: RecordedMoney.optional(),
+    lines: z.array(StatementLineSchema),
+    totals: z.record(z.string(), RecordedMoney).meta({ description: 'Successful amounts in the period by operation' }),
+  }),
+  'Prepaid instruments carry openingBalance/closingBalance, postpaid ones openingDebt/closingDebt',
+);
+
+export const CustomerStatementSchema = named(
+  'CustomerStatement',
+  z.object({
+    customerId: z.string(),
+    month: z.string(),
+    from: z.string(),
+    to: z.string(),
+    instruments: z.array(StatementSchema),
+  }),
+  "A month across the customer's instruments, one statement per instrument",
+);
+
+/** Query parameters of the record's reads (each parsed from its string; a failure is 400 naming it). */
+export const PageLimit = z.coerce.number().int().min(1).max(500).meta({ description: '1–500, default 50' });
+export const PageCursor = z.string().min(1).max(512).meta({ description: 'The previous page’s nextCursor' });
+export const TimeBound = z
+  .union([z.iso.date(), z.iso.datetime({ offset: true })])
+  .meta({ description: 'A UTC date (YYYY-MM-DD) or an ISO 8601 date-time with Z or an offset', example: '2026-01-31' });
+export const StatementDay = z.iso.date().meta({ description: 'A UTC date, YYYY-MM-DD', example: '2026-01-31' });
+export const StatementMonth = z
+  .string()
+  .regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'a month, YYYY-MM')
+  .meta({ description: 'A UTC month, YYYY-MM', example: '2026-01' });
+export const StatementFormat = z
+  .enum(['json', 'csv'])
+  .meta({ description: 'Overrides the Accept header (handy for download links)' });
+
 // ---- storefront backend ----------------------------------------------------------------------
 
 export const StoreCreateInstrumentRequest = named(

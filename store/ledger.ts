@@ -95,6 +95,45 @@ export class LedgerStore {
       .executeTakeFirst();
   }
 
+  /** The refunds recorded against a purchase (or capture), oldest first. */
+  refundsOf(instrumentId: string, parentOperationId: string): Promise<OperationRow[]> {
+    return this.db
+      .selectFrom('operations')
+      .selectAll()
+      .where('instrument_id', '=', instrumentId)
+      .where('operation', '=', 'refund')
+      .where('parent_operation_id', '=', parentOperationId)
+      .orderBy('created_at')
+      .orderBy('caller_reference')
+      .execute();
+  }
+
+  /** Who an instrument belongs to and what it is, from its oldest row; undefined when nothing is recorded. */
+  instrumentFacts(
+    instrumentId: string,
+  ): Promise<Pick<OperationRow, 'instrument_id' | 'customer_id' | 'instrument_type' | 'currency'> | undefined> {
+    return this.db
+      .selectFrom('operations')
+      .select(['instrument_id', 'customer_id', 'instrument_type', 'currency'])
+      .where('instrument_id', '=', instrumentId)
+      .orderBy('created_at')
+      .limit(1)
+      .executeTakeFirst();
+  }
+
+  /** The instruments a customer has rows for before `before` (epoch ms), with their type and currency. */
+  instrumentsOfCustomer(
+    customerId: string,
+    before?: number,
+  ): Promise<Array<Pick<OperationRow, 'instrument_id' | 'instrument_type' | 'currency'>>> {
+    let query = this.db
+      .selectFrom('operations')
+      .select(['instrument_id', 'instrument_type', 'currency'])
+      .where('customer_id', '=', customerId);
+    if (before !== undefined) query = query.where('created_at', '<', before);
+    return query.groupBy(['instrument_id', 'instrument_type', 'currency']).orderBy('instrument_id').execute();
+  }
+
   /**
    * Upserts the operation's row by CallerReference and appends its events, in one transaction.
    * A final row never changes status again (a late or replayed answer cannot move it backwards).

@@ -61,3 +61,31 @@ export async function instrumentStatement(
     totals,
   };
 }
+
+export interface InstrumentStatement extends Statement {
+  instrumentId: string;
+}
+
+/**
+ * A customer's statement for [from, to): one statement per instrument that has lines in the period
+ * or a non-zero opening figure, ordered by instrument id.
+ */
+export async function customerStatement(
+  store: LedgerStore,
+  customerId: string,
+  from: number,
+  to: number,
+): Promise<InstrumentStatement[]> {
+  const instruments = await store.instrumentsOfCustomer(customerId, to);
+  const statements: InstrumentStatement[] = [];
+  for (const instrument of instruments) {
+    const statement = await instrumentStatement(store, instrument.instrument_id, instrument.instrument_type, from, to);
+    if (statement.lines.length === 0 && statement.opening === 0) continue;
+    statements.push({
+      instrumentId: instrument.instrument_id,
+      ...statement,
+      currency: statement.currency ?? instrument.currency,
+    });
+  }
+  return statements;
+}

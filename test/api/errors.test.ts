@@ -582,6 +582,10 @@ describe('api: errors, auth, validation and callbacks (in-process, no worker)', 
         'get /openapi.json',
         'get /healthz',
         'get /readyz',
+        'get /instruments/{instrumentId}/transactions',
+        'get /instruments/{instrumentId}/purchases/{purchaseId}',
+        'get /instruments/{instrumentId}/statement',
+        'get /customers/{customerId}/statement',
       ]) {
         assert.ok(documented.includes(expected), `${expected} missing`);
       }
@@ -603,6 +607,41 @@ describe('api: errors, auth, validation and callbacks (in-process, no worker)', 
       // Amounts are documented as strings, never numbers.
       assert.equal(doc.components.schemas.PurchaseRequest.properties.amount.type, 'string');
       assert.deepEqual(doc.components.schemas.CreateInstrumentRequest.oneOf.length, 3);
+      // The record's reads: query parameters, the page schema, statements as JSON or CSV.
+      const transactions = doc.paths['/instruments/{instrumentId}/transactions'].get;
+      assert.deepEqual(
+        transactions.parameters.filter((p: any) => p.in === 'query').map((p: any) => p.name),
+        ['limit', 'cursor', 'operation', 'status', 'from', 'to'],
+      );
+      assert.equal(
+        transactions.responses['200'].content['application/json'].schema.$ref,
+        '#/components/schemas/TransactionPage',
+      );
+      assert.ok(transactions.responses['400'] && transactions.responses['404'] && transactions.responses['503']);
+      const statement = doc.paths['/instruments/{instrumentId}/statement'].get;
+      assert.deepEqual(Object.keys(statement.responses['200'].content).sort(), ['application/json', 'text/csv']);
+      assert.equal(
+        doc.paths['/instruments/{instrumentId}/purchases/{purchaseId}'].get.responses['200'].content['application/json']
+          .schema.$ref,
+        '#/components/schemas/PurchaseRecord',
+      );
+      assert.ok(
+        doc.paths['/customers/{customerId}/statement'].get.parameters.some(
+          (p: any) => p.name === 'month' && p.required,
+        ),
+      );
+    });
+  });
+
+  describe('the record without a ledger', () => {
+    it('its reads answer 503 ledger_unavailable; a purchase lookup falls back to the workflow', async () => {
+      for (const path of [
+        '/instruments/ins_x/transactions',
+        '/instruments/ins_x/statement',
+        '/customers/c1/statement?month=2026-01',
+      ])
+        assertProblem(await call(api, 'GET', path), 503, 'ledger_unavailable');
+      assertProblem(await call(api, 'GET', '/instruments/ins_x/purchases/p1'), 404, 'instrument_not_found');
     });
   });
 
