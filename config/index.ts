@@ -66,6 +66,11 @@ export function loadConfig() {
         'TEMPORAL_CLI_CACHE_DIR',
         path.join(str('XDG_CACHE_HOME', path.join(os.homedir(), '.cache')), 'fps-temporal'),
       ),
+      /** The Temporal server and its SQL schema tool (`npm run start:cluster`); built into cliCacheDir when empty. */
+      serverPath: str('TEMPORAL_SERVER_PATH', ''),
+      sqlToolPath: str('TEMPORAL_SQL_TOOL_PATH', ''),
+      /** The Temporal Web UI server for that cluster; built into cliCacheDir when empty. */
+      uiServerPath: str('TEMPORAL_UI_SERVER_PATH', ''),
       /** The instrument worker (worker/main.ts). */
       worker: {
         /** Workflows kept in memory between tasks (sticky cache): each open instrument is one. */
@@ -116,6 +121,10 @@ export function loadConfig() {
       url: secret('LEDGER_DATABASE_URL', `sqlite:${path.join(root, '.data', 'ledger.sqlite')}`),
       /** Delete records older than this many days at start; 0 keeps them forever. */
       retentionDays: int('LEDGER_RETENTION_DAYS', 0),
+    },
+    cluster: {
+      /** `npm run start:cluster` keeps PostgreSQL's data, the sandbox ledger and the server config here. */
+      dataDir: str('CLUSTER_DATA_DIR', path.join(root, '.data', 'cluster')),
     },
     api: {
       port: apiPort,

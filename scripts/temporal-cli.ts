@@ -3,12 +3,12 @@
 //   npm run temporal -- path          print the binary's path (building it if needed)
 //   npm run temporal -- dev           run a dev server in the foreground (config ports, SQLite file)
 //   npm run temporal -- <anything>    run that temporal command, e.g. `workflow list`
-import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, realpathSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, realpathSync } from 'node:fs';
 import path from 'node:path';
-import readline from 'node:readline';
 import { config } from '../config';
 import { startDevServer } from './lib/dev-server';
+import { checkGo, goInstall, run, type Progress } from './lib/go-install';
 
 export { startDevServer, SEARCH_ATTRIBUTES, type DevServer, type DevServerOptions } from './lib/dev-server';
 
@@ -19,22 +19,13 @@ export const EXPECTED_SERVER_VERSION = 'Server 1.29';
 const MIN_GO = [1, 25] as const;
 const GO_PACKAGE = 'github.com/temporalio/cli/cmd/temporal';
 const EXE = process.platform === 'win32' ? 'temporal.exe' : 'temporal';
-const MISSING_GO = `install Go >= ${MIN_GO.join('.')} or set TEMPORAL_CLI_PATH`;
 
-export type Progress = (message: string) => void;
+export type { Progress };
 const printProgress: Progress = (message) => process.stderr.write(`[temporal-cli] ${message}\n`);
 
 /** Where this project's own build goes: GOBIN for `go install`. */
 export function cliCacheDir(): string {
   return path.join(config().temporal.cliCacheDir, `temporal-${TEMPORAL_CLI_VERSION}`);
-}
-
-function run(command: string, args: string[], timeoutMs = 10_000): Promise<{ ok: boolean; output: string }> {
-  return new Promise((resolve) => {
-    execFile(command, args, { timeout: timeoutMs }, (error, stdout, stderr) =>
-      resolve({ ok: !error, output: `${stdout}${stderr}`.trim() }),
-    );
-  });
 }
 
 /**
@@ -103,69 +94,19 @@ export function ensureTemporalCli(progress: Progress = printProgress): Promise<s
   return ensured;
 }
 
-async function checkGo(): Promise<void> {
-  const { ok, output } = await run('go', ['version']);
-  if (!ok) throw new Error(`the Temporal CLI is not installed and \`go\` was not found: ${MISSING_GO}`);
-  const match = /go(\d+)\.(\d+)/.exec(output);
-  const [major, minor] = match ? [Number(match[1]), Number(match[2])] : [0, 0];
-  if (major < MIN_GO[0] || (major === MIN_GO[0] && minor < MIN_GO[1])) {
-    throw new Error(`the Temporal CLI is not installed and ${output} is too old to build it: ${MISSING_GO}`);
-  }
-}
-
-/** Runs `go install` with progress output; resolves to its combined output and success. */
-function goInstall(env: NodeJS.ProcessEnv, progress: Progress): Promise<{ ok: boolean; output: string }> {
-  return new Promise((resolve) => {
-    const started = Date.now();
-    const lines: string[] = [];
-    const child = spawn('go', ['install', `${GO_PACKAGE}@${TEMPORAL_CLI_VERSION}`], {
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    for (const stream of [child.stdout, child.stderr]) {
-      readline.createInterface({ input: stream }).on('line', (line) => lines.push(line));
-    }
-    // A heartbeat, so a first `npm test` (or CI log) does not look hung while Go works.
-    const heartbeat = setInterval(() => {
-      const downloads = lines.filter((l) => l.startsWith('go: downloading')).length;
-      progress(`still building (${Math.round((Date.now() - started) / 1000)} s, ${downloads} modules downloaded)`);
-    }, 20_000);
-    const done = (ok: boolean) => {
-      clearInterval(heartbeat);
-      resolve({ ok, output: lines.join('\n') });
-    };
-    child.once('error', () => done(false));
-    child.once('close', (code) => done(code === 0));
-  });
-}
-
 /** Builds the pinned CLI into cliCacheDir() with `go install`. */
 export async function buildTemporalCli(progress: Progress = printProgress): Promise<string> {
-  await checkGo();
-  const dir = cliCacheDir();
-  mkdirSync(dir, { recursive: true });
-  const started = Date.now();
+  await checkGo(MIN_GO, 'the Temporal CLI', 'TEMPORAL_CLI_PATH');
   progress(`building the Temporal CLI ${TEMPORAL_CLI_VERSION} once, this takes ~3 minutes`);
-  progress(`go install ${GO_PACKAGE}@${TEMPORAL_CLI_VERSION} (GOBIN=${dir})`);
-  const env = { ...process.env, GOBIN: dir };
-  let result = await goInstall(env, progress);
-  // Networks that allow the module proxy but not sum.golang.org fail at "verifying module".
-  // A real checksum mismatch says SECURITY ERROR and must not be retried without verification.
-  if (
-    !result.ok &&
-    /sum\.golang\.org|checksum database|verifying/i.test(result.output) &&
-    !/SECURITY ERROR|mismatch/.test(result.output)
-  ) {
-    progress('the Go checksum database cannot be reached; retrying once with GOSUMDB=off');
-    result = await goInstall({ ...env, GOSUMDB: 'off' }, progress);
-  }
-  const bin = path.join(dir, EXE);
-  if (!result.ok || !existsSync(bin)) {
-    throw new Error(`building the Temporal CLI failed:\n${result.output.split('\n').slice(-20).join('\n')}`);
-  }
+  const bin = await goInstall({
+    pkg: GO_PACKAGE,
+    version: TEMPORAL_CLI_VERSION,
+    gobin: cliCacheDir(),
+    exe: EXE,
+    progress,
+  });
   const reason = await notPinnedReason(bin);
   if (reason) throw new Error(`the freshly built CLI is not the expected one: ${reason}`);
-  progress(`built ${bin} in ${Math.round((Date.now() - started) / 1000)} s`);
   return bin;
 }
 

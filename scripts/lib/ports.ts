@@ -51,3 +51,30 @@ export async function assertPortFree(port: number, host: string, what: string, h
     await new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()));
   }
 }
+
+/**
+ * `count` distinct free ports in [min, max), chosen at random (for programs that cannot take the
+ * OS's ephemeral ports: Temporal stores membership ports in a SMALLINT, so they must be < 32768).
+ */
+export async function freePortsInRange(count: number, min: number, max: number, host = '127.0.0.1'): Promise<number[]> {
+  const servers: net.Server[] = [];
+  const ports: number[] = [];
+  try {
+    for (let tries = 0; ports.length < count; tries++) {
+      if (tries > count * 50) throw new Error(`no ${count} free ports in [${min}, ${max}) on ${host}`);
+      const port = min + Math.floor(Math.random() * (max - min));
+      if (ports.includes(port)) continue;
+      const server = net.createServer();
+      const bound = await new Promise<boolean>((resolve) => {
+        server.once('error', () => resolve(false));
+        server.listen(port, host, () => resolve(true));
+      });
+      if (!bound) continue;
+      servers.push(server);
+      ports.push(port);
+    }
+    return ports;
+  } finally {
+    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  }
+}
