@@ -21,6 +21,8 @@ import { instrumentRoutes } from './routes/instruments';
 import { ledgerRoutes } from './routes/ledger';
 import { serviceRoutes } from './routes/service';
 import { storeRoutes } from './routes/store';
+import { webhookRoutes } from './routes/webhooks';
+import { WebhookStore } from '../store/webhooks';
 
 export const BODY_LIMIT = '16kb';
 
@@ -32,6 +34,8 @@ export interface AppDeps {
   verifier?: ApiContext['verifier'];
   /** The record; api/main.ts opens it from LEDGER_DATABASE_URL. */
   ledger?: LedgerStore;
+  /** Called when this process queues an event itself (api/main.ts: the deliverer's nudge). */
+  onEventQueued?: () => void;
 }
 
 export interface MerchantApi {
@@ -48,6 +52,8 @@ export function createApi(deps: AppDeps): MerchantApi {
     logger,
     verifier: deps.verifier ?? new CallbackVerifier({ certificateUrlAllowlist: cfg.fps.certificateUrlAllowlist }),
     ledger: deps.ledger,
+    webhooks: deps.ledger ? new WebhookStore(deps.ledger.ledger) : undefined,
+    onEventQueued: deps.onEventQueued,
     instruments: new Instruments(deps.client, cfg, logger, {
       operationTimeoutMs: cfg.api.operationTimeoutMs,
       ledger: deps.ledger,
@@ -61,6 +67,7 @@ export function createApi(deps: AppDeps): MerchantApi {
     ...recordRoutes,
     ...fpsCallbackRoutes(context),
     ...storeRoutes(context),
+    ...webhookRoutes(context),
     ...serviceRoutes(context, () => (document ??= openApiDocument(routes, cfg))),
   ];
 

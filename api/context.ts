@@ -5,6 +5,7 @@ import type { Config } from '../config';
 import type { Logger } from '../config/logger';
 import type { CallbackVerifier } from '../fps/callback-verifier';
 import type { LedgerStore } from '../store/ledger';
+import type { WebhookStore } from '../store/webhooks';
 import type { Instruments } from './instruments';
 import { ProblemError } from './problem';
 import { IdempotencyKeyHeader } from './schemas';
@@ -16,6 +17,10 @@ export interface ApiContext {
   logger: Logger;
   /** The record (ledger store); absent only in tests that run the API without one. */
   ledger?: LedgerStore;
+  /** Webhook endpoints, deliveries and the event log, in the same database as the record. */
+  webhooks?: WebhookStore;
+  /** This process queued an event (a webhook test): the deliverer looks at once instead of at its next poll. */
+  onEventQueued?: () => void;
 }
 
 /** The request's Idempotency-Key, validated (printable, ≤ 64 characters of [A-Za-z0-9_.-]). */

@@ -1,11 +1,12 @@
 // `npm run api`: connect to Temporal (TEMPORAL_ADDRESS, else the local dev server), serve the
-// merchant API and storefront, and shut down cleanly on SIGTERM/SIGINT (finish in-flight requests,
-// then close the Temporal connection).
+// merchant API and storefront, deliver webhooks, and shut down cleanly on SIGTERM/SIGINT (stop
+// claiming deliveries, finish in-flight requests and attempts, then close Temporal and the record).
 import type { Server } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
 import { config, describeConfig } from '../config';
 import { createLogger } from '../config/logger';
-import { openLedger } from '../store';
+import { openLedger, WebhookStore } from '../store';
+import { WebhookDeliverer } from '../webhooks/deliverer';
 import { createApp } from './app';
 import { answerMalformedHttp } from './problem';
 import { temporalRetryInterceptors } from './temporal-retry';
@@ -24,12 +25,18 @@ async function main(): Promise<void> {
   });
   const client = new Client({ connection, namespace: cfg.temporal.namespace });
   const ledger = await openLedger();
-  const app = createApp({ client, config: cfg, logger, ledger });
+  // Webhooks are delivered from here (WEBHOOK_DELIVERY): the API already holds the record's
+  // connection, and delivery must not wait on the worker or Temporal (README, "Events and webhooks").
+  const deliverer = cfg.webhooks.deliver
+    ? new WebhookDeliverer(new WebhookStore(ledger.ledger), cfg.webhooks, logger.child({ component: 'webhooks' }))
+    : undefined;
+  const app = createApp({ client, config: cfg, logger, ledger, onEventQueued: () => deliverer?.nudge() });
 
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(cfg.api.port, cfg.api.host, (err?: Error) => (err ? reject(err) : resolve(s)));
   });
   answerMalformedHttp(server);
+  deliverer?.start();
   // Longer than a typical load balancer's idle timeout, so it closes first.
   server.keepAliveTimeout = 65_000;
   logger.info(
@@ -48,6 +55,8 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'api shutting down');
+    // Claims stop now; attempts in flight finish and are recorded (each bounded by WEBHOOK_TIMEOUT_MS).
+    const delivererStopped = deliverer?.stop().catch(() => undefined);
     const force = setTimeout(() => {
       logger.warn('requests still open after the grace period; closing them');
       server.closeAllConnections();
@@ -60,6 +69,7 @@ async function main(): Promise<void> {
       clearTimeout(force);
       clearInterval(closeIdle);
       void (async () => {
+        await delivererStopped;
         await connection.close().catch(() => undefined);
         await ledger.close().catch(() => undefined);
         logger.info('api stopped');

@@ -137,6 +137,7 @@ export function openApiDocument(routes: readonly RouteSpec[], cfg: Config): Json
       { name: 'operations', description: 'Money operations (Temporal Updates); POSTs take an Idempotency-Key' },
       { name: 'record', description: 'The durable record: transactions of any age, statements as JSON or CSV' },
       { name: 'fps callbacks', description: 'Signed return URL and IPNs from FPS (or the sandbox)' },
+      { name: 'webhooks', description: 'Webhook endpoints (signed event delivery with retries) and the event log' },
       { name: 'storefront', description: 'Same-origin backend of the demo storefront (session cookie, no API key)' },
       { name: 'service', description: 'Health and this document' },
     ],

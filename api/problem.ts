@@ -35,6 +35,9 @@ export type ProblemCode =
   | 'rate_limited'
   | 'operation_timeout'
   | 'temporal_unavailable'
+  | 'webhook_endpoint_not_found'
+  | 'event_not_found'
+  | 'url_not_allowed'
   | 'ledger_unavailable'
   | 'internal_error';
 
@@ -78,6 +81,9 @@ const TITLES: Record<ProblemCode, string> = {
   rate_limited: 'Too many requests',
   operation_timeout: 'Operation still running',
   temporal_unavailable: 'Workflow service unavailable',
+  webhook_endpoint_not_found: 'Webhook endpoint not found',
+  event_not_found: 'Event not found',
+  url_not_allowed: 'URL not allowed',
   ledger_unavailable: 'The record is not configured',
   internal_error: 'Internal error',
 };

@@ -26,7 +26,13 @@ interface Bucket {
 }
 
 /** The routes the limiter guards: the API-key routes and the storefront backend. */
-export const RATE_LIMITED_PREFIXES: readonly string[] = ['/customers/', '/instruments/', '/store/api/'];
+export const RATE_LIMITED_PREFIXES: readonly string[] = [
+  '/customers/',
+  '/instruments/',
+  '/store/api/',
+  '/webhook-endpoints',
+  '/events',
+];
 
 /** The bucket a request draws from: its API key's digest (never the key itself), else its address. */
 function bucketKey(req: Parameters<RequestHandler>[0]): string {

@@ -19,6 +19,15 @@ function int(name: string, fallback: number): number {
   return Number(raw);
 }
 
+/** `true`/`1`/`on`/`yes` or `false`/`0`/`off`/`no`; anything else is a start-up error. */
+function bool(name: string, fallback: boolean): boolean {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (/^(true|1|on|yes)$/i.test(raw)) return true;
+  if (/^(false|0|off|no)$/i.test(raw)) return false;
+  throw new Error(`${name} must be true or false, got ${JSON.stringify(raw)}`);
+}
+
 function list(name: string, fallback: string[]): string[] {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
@@ -121,6 +130,28 @@ export function loadConfig() {
       url: secret('LEDGER_DATABASE_URL', `sqlite:${path.join(root, '.data', 'ledger.sqlite')}`),
       /** Delete records older than this many days at start; 0 keeps them forever. */
       retentionDays: int('LEDGER_RETENTION_DAYS', 0),
+    },
+    /** Merchant webhooks (webhooks/deliverer.ts runs in the API process). */
+    webhooks: {
+      /** Run the deliverer in this API process; off on API replicas that should only serve requests. */
+      deliver: bool('WEBHOOK_DELIVERY', true),
+      /** First retry after about this long (jittered), doubling per attempt… */
+      retryInitialMs: int('WEBHOOK_RETRY_INITIAL_MS', 1_000),
+      /** …up to this (1 h)… */
+      retryMaxMs: int('WEBHOOK_RETRY_MAX_MS', 3_600_000),
+      /** …for this long after the event (3 days); then the delivery fails, and an endpoint with no success in the window is disabled. */
+      retryWindowMs: int('WEBHOOK_RETRY_WINDOW_MS', 259_200_000),
+      /** Per-attempt timeout: no answer (headers) within it counts as a failed attempt. */
+      timeoutMs: int('WEBHOOK_TIMEOUT_MS', 10_000),
+      /** How often the deliverer looks for due deliveries when it has nothing to do. */
+      pollMs: int('WEBHOOK_POLL_MS', 200),
+      /** Deliveries claimed (and sent concurrently) per round. */
+      concurrency: int('WEBHOOK_CONCURRENCY', 16),
+      /**
+       * Endpoints on loopback, private, link-local and other non-public addresses. On by default
+       * (development: receivers run on this machine); docker-compose.yml turns it off.
+       */
+      allowPrivateUrls: bool('WEBHOOK_ALLOW_PRIVATE_URLS', true),
     },
     cluster: {
       /** `npm run start:cluster` keeps PostgreSQL's data, the sandbox ledger and the server config here. */

@@ -3,8 +3,10 @@
 import { config } from '../config';
 import { openLedgerDb, type LedgerDbOptions } from './db';
 import { LedgerStore } from './ledger';
+import { WebhookStore } from './webhooks';
 
 export { LedgerStore } from './ledger';
+export { WebhookStore } from './webhooks';
 export type { OperationRow, EventRow } from './schema';
 
 export async function openLedger(
@@ -13,6 +15,9 @@ export async function openLedger(
 ): Promise<LedgerStore> {
   const store = new LedgerStore(await openLedgerDb(url, options));
   const days = config().ledger.retentionDays;
-  if (days > 0) await store.prune(days);
+  if (days > 0) {
+    await store.prune(days);
+    await new WebhookStore(store.ledger).prune(days);
+  }
   return store;
 }

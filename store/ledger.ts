@@ -6,6 +6,7 @@ import type { Kysely, Transaction } from 'kysely';
 import type { TransactionStatus } from '../fps/actions';
 import type { LedgerDb } from './db';
 import type { EventRow, LedgerDatabase, OperationRow, OperationsTable } from './schema';
+import { beforeEventInsert, fanOutEvent } from './webhooks';
 
 export type OperationWrite = Omit<OperationsTable, 'created_at' | 'updated_at' | 'refunded_amount'> & {
   refunded_amount?: number;
@@ -321,7 +322,8 @@ export class LedgerStore {
 /**
  * Inside a transaction: the instrument's next sequence, once per event key. The instrument's
  * counter row is taken first (locked until the transaction ends), so concurrent appenders take
- * turns, the key check sees every committed event, and no two events get the same number.
+ * turns, the key check sees every committed event, and no two events get the same number. The
+ * event's webhook deliveries are created with it.
  */
 async function appendEvent(trx: Transaction<LedgerDatabase>, event: EventWrite, at: number): Promise<void> {
   const { last_sequence: last } = await trx
@@ -341,7 +343,8 @@ async function appendEvent(trx: Transaction<LedgerDatabase>, event: EventWrite, 
     .executeTakeFirst();
   if (seen) return;
   const sequence = last + 1;
-  await trx
+  await beforeEventInsert(trx);
+  const inserted = await trx
     .insertInto('events')
     .values({
       id: `evt_${randomUUID().replace(/-/g, '')}`,
@@ -353,12 +356,15 @@ async function appendEvent(trx: Transaction<LedgerDatabase>, event: EventWrite, 
       created_at: at,
       data: JSON.stringify(event.data),
     })
-    .execute();
+    .returning(['seq', 'id', 'type', 'created_at'])
+    .executeTakeFirstOrThrow();
   await trx
     .updateTable('event_sequences')
     .set({ last_sequence: sequence })
     .where('instrument_id', '=', event.instrumentId)
     .execute();
+  // Deliveries are created with the event, in its transaction: no endpoint misses it, none gets it twice.
+  await fanOutEvent(trx, inserted);
 }
 
 export function renderEvent(row: EventRow): LedgerEvent {

@@ -63,12 +63,71 @@ export interface EventSequencesTable {
   last_sequence: number;
 }
 
+export interface WebhookEndpointsTable {
+  /** we_… */
+  id: string;
+  url: string;
+  /** JSON array of event types, or ["*"]. */
+  events: string;
+  description: string | null;
+  /** whsec_…: the HMAC key of the endpoint's signatures (kept, since every delivery is signed with it). */
+  secret: string;
+  /** The creating request's Idempotency-Key, and a hash of its body: a retried create answers the same endpoint. */
+  idempotency_key: string | null;
+  request_hash: string | null;
+  created_at: number;
+  last_success_at: number | null;
+  disabled_at: number | null;
+  disabled_reason: string | null;
+  deleted_at: number | null;
+}
+
+export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
+
+export interface DeliveriesTable {
+  id: Generated<number>;
+  event_seq: number;
+  event_id: string;
+  endpoint_id: string;
+  status: DeliveryStatus;
+  attempts: number;
+  created_at: number;
+  next_attempt_at: number;
+  last_attempt_at: number | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  delivered_at: number | null;
+  /** A deliverer's lease: no other deliverer claims the row before this time. */
+  locked_until: number | null;
+  locked_by: string | null;
+}
+
+export interface DeliveryAttemptsTable {
+  id: Generated<number>;
+  delivery_id: number;
+  event_id: string;
+  endpoint_id: string;
+  /** 1, 2, … */
+  attempt: number;
+  at: number;
+  /** The receiver's HTTP status; null when there was no answer (refused, timeout, address not allowed). */
+  status_code: number | null;
+  error: string | null;
+  duration_ms: number;
+}
+
 export interface LedgerDatabase {
   operations: OperationsTable;
   callbacks: CallbacksTable;
   events: EventsTable;
   event_sequences: EventSequencesTable;
+  webhook_endpoints: WebhookEndpointsTable;
+  deliveries: DeliveriesTable;
+  delivery_attempts: DeliveryAttemptsTable;
 }
 
 export type OperationRow = Selectable<OperationsTable>;
 export type EventRow = Selectable<EventsTable>;
+export type WebhookEndpointRow = Selectable<WebhookEndpointsTable>;
+export type DeliveryRow = Selectable<DeliveriesTable>;
+export type DeliveryAttemptRow = Selectable<DeliveryAttemptsTable>;

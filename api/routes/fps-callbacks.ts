@@ -188,8 +188,10 @@ export function fpsCallbackRoutes(ctx: ApiContext): RouteSpec[] {
           parameters: params,
         });
         // The record learns a Pending operation's outcome here; the workflow learns it from the signal.
-        if (ledger && notification.notificationType === 'TransactionStatus' && transactionStatus !== 'Pending')
+        if (ledger && notification.notificationType === 'TransactionStatus' && transactionStatus !== 'Pending') {
           await ledger.resolveOperation(callerReference, transactionStatus, eventsFor);
+          ctx.onEventQueued?.();
+        }
         if (!instrumentId) {
           logger.warn(fields, 'IPN names no instrument; acknowledged');
           res.json({ received: true, signalled: false });

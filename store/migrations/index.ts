@@ -3,10 +3,12 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import * as ledger001 from './001_ledger';
 import * as eventSequences002 from './002_event_sequences';
+import * as webhooks003 from './003_webhooks';
 
 export const migrations: Record<string, Migration> = {
   '001_ledger': ledger001,
   '002_event_sequences': eventSequences002,
+  '003_webhooks': webhooks003,
 };
 
 export const migrationProvider: MigrationProvider = {

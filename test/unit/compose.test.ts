@@ -32,7 +32,7 @@ const appServices = Object.entries(services).filter(([, s]) => s.build !== undef
 
 /** Variables config/index.ts reads: str('X', …), int('X', …), list('X', …), secret('X', …), process.env.X. */
 const configVariables = new Set([
-  ...[...configSource.matchAll(/\b(?:str|int|list|secret)\('([A-Z0-9_]+)'/g)].map((m) => m[1]),
+  ...[...configSource.matchAll(/\b(?:str|int|list|secret|bool)\('([A-Z0-9_]+)'/g)].map((m) => m[1]),
   ...[...configSource.matchAll(/process\.env\.([A-Z0-9_]+)/g)].map((m) => m[1]),
 ]);
 
