@@ -130,6 +130,8 @@ export function planServices(input: PlanInput): ServicePlan[] {
       API_KEYS: input.apiKey,
       STORE_SESSION_SECRET: input.storeSessionSecret,
       LEDGER_DATABASE_URL: input.ledgerUrl,
+      // As in compose: webhook endpoints must be public addresses (every API replica delivers).
+      WEBHOOK_ALLOW_PRIVATE_URLS: 'false',
     },
     healthUrl: `http://${local}:${port}/readyz`,
     port,

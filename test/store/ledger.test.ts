@@ -5,9 +5,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { startPostgres, type PostgresCluster } from '../../scripts/lib/postgres';
 import { openLedgerDb, type LedgerDb } from '../../store/db';
+import * as webhooks003 from '../../store/migrations/003_webhooks';
 import { decodeCursor, encodeCursor, LedgerStore, type OperationWrite } from '../../store/ledger';
 import { eventsFor } from '../../store/operation-events';
 import type { OperationRow } from '../../store/schema';
@@ -152,9 +153,11 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
 
     it('migrating a database written before 002 numbers the next event after its existing ones', async () => {
       const earlier = await backend.database('ledger_before_002');
-      // A database as 001 left it: migrated, then 002 taken back out.
+      // A database as 001 left it: migrated, then the later migrations taken back out.
       const { db } = await openLedgerDb(earlier);
       try {
+        await webhooks003.down(db as unknown as Kysely<unknown>);
+        await sql`delete from kysely_migration where name = '003_webhooks'`.execute(db);
         await db.schema.dropTable('event_sequences').execute();
         await sql`delete from kysely_migration where name = '002_event_sequences'`.execute(db);
         for (const sequence of [1, 2, 3]) {
