@@ -229,6 +229,15 @@ export class WebhookStore {
     const at = this.now();
     return this.db.transaction().execute(async (trx) => {
       const eventKey = `test:${key}`;
+      // The endpoint's counter row first (a write: it locks, and SQLite waits for other writers).
+      const { last_sequence: last } = await trx
+        .insertInto('event_sequences')
+        .values({ instrument_id: endpointId, last_sequence: 0 })
+        .onConflict((oc) =>
+          oc.column('instrument_id').doUpdateSet((eb) => ({ last_sequence: eb.ref('event_sequences.last_sequence') })),
+        )
+        .returning('last_sequence')
+        .executeTakeFirstOrThrow();
       const seen = await trx
         .selectFrom('events')
         .selectAll()
@@ -237,11 +246,6 @@ export class WebhookStore {
         .executeTakeFirst();
       if (seen) return seen;
       await beforeEventInsert(trx);
-      const last = await trx
-        .selectFrom('events')
-        .select((eb) => eb.fn.max('sequence').as('max'))
-        .where('instrument_id', '=', endpointId)
-        .executeTakeFirst();
       const event = await trx
         .insertInto('events')
         .values({
@@ -249,7 +253,7 @@ export class WebhookStore {
           type: TEST_EVENT_TYPE,
           instrument_id: endpointId,
           customer_id: '',
-          sequence: Number(last?.max ?? 0) + 1,
+          sequence: last + 1,
           event_key: eventKey,
           created_at: at,
           data: JSON.stringify({
@@ -259,6 +263,11 @@ export class WebhookStore {
         })
         .returningAll()
         .executeTakeFirstOrThrow();
+      await trx
+        .updateTable('event_sequences')
+        .set({ last_sequence: event.sequence })
+        .where('instrument_id', '=', endpointId)
+        .execute();
       await trx
         .insertInto('deliveries')
         .values({
@@ -364,13 +373,31 @@ export class WebhookStore {
    */
   async recordAttempt(claimed: ClaimedDelivery, token: string, result: AttemptResult): Promise<void> {
     const { delivery } = claimed;
+    // Writes first: a SQLite transaction that reads before it writes cannot wait for another
+    // process's write (SQLITE_BUSY_SNAPSHOT); one that starts with a write waits (busy_timeout).
     await this.db.transaction().execute(async (trx) => {
-      const current = await trx
-        .selectFrom('deliveries')
-        .select(['attempts', 'locked_by'])
+      const moved = await trx
+        .updateTable('deliveries')
+        .set((eb) => ({
+          status: result.status,
+          attempts: eb('attempts', '+', 1),
+          last_attempt_at: result.at,
+          last_status_code: result.statusCode,
+          last_error: result.error,
+          next_attempt_at: result.nextAttemptAt ?? delivery.next_attempt_at,
+          delivered_at: result.status === 'delivered' ? result.at + result.durationMs : null,
+          locked_until: null,
+          locked_by: null,
+        }))
         .where('id', '=', delivery.id)
+        .where('locked_by', '=', token)
+        .returning('attempts')
         .executeTakeFirst();
-      const attempt = (current?.attempts ?? delivery.attempts) + 1;
+      const attempt =
+        moved?.attempts ??
+        // The lease was lost meanwhile: the attempt still happened, so it is kept; the row is not moved.
+        ((await trx.selectFrom('deliveries').select('attempts').where('id', '=', delivery.id).executeTakeFirst())
+          ?.attempts ?? delivery.attempts) + 1;
       await trx
         .insertInto('delivery_attempts')
         .values({
@@ -384,23 +411,7 @@ export class WebhookStore {
           duration_ms: result.durationMs,
         })
         .execute();
-      if (current?.locked_by !== token) return;
-      await trx
-        .updateTable('deliveries')
-        .set({
-          status: result.status,
-          attempts: attempt,
-          last_attempt_at: result.at,
-          last_status_code: result.statusCode,
-          last_error: result.error,
-          next_attempt_at: result.nextAttemptAt ?? delivery.next_attempt_at,
-          delivered_at: result.status === 'delivered' ? result.at + result.durationMs : null,
-          locked_until: null,
-          locked_by: null,
-        })
-        .where('id', '=', delivery.id)
-        .execute();
-      if (result.status === 'delivered')
+      if (moved && result.status === 'delivered')
         await trx
           .updateTable('webhook_endpoints')
           .set({ last_success_at: result.at })

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import type { Config } from '../config';
 import type { Logger } from '../config/logger';
-import type { ClaimedDelivery, WebhookStore } from '../store/webhooks';
+import type { AttemptResult, ClaimedDelivery, WebhookStore } from '../store/webhooks';
 import { wireEvent } from './event-body';
 import { nextStep, type RetrySettings } from './retry-policy';
 import { EVENT_ID_HEADER, SIGNATURE_HEADER, sign } from './signature';
@@ -23,6 +23,8 @@ export interface DelivererOptions {
 const MAX_ERROR_LENGTH = 300;
 /** After a database error the loop waits this long, doubling up to 30 s, then tries again. */
 const ERROR_BACKOFF_MS = 500;
+/** Tries at recording an attempt before leaving it to the lease. */
+const RECORD_ATTEMPTS = 4;
 
 export class WebhookDeliverer {
   /** Names this process's leases (host, pid, random), so a row is only moved by its claimer. */
@@ -150,7 +152,7 @@ export class WebhookDeliverer {
       error === null
         ? ({ status: 'delivered' } as const)
         : nextStep(attempt, delivery.created_at, this.now(), this.retry, this.random);
-    await this.store.recordAttempt(claimed, this.token, {
+    const recorded = await this.record(claimed, {
       at,
       statusCode,
       error,
@@ -158,6 +160,7 @@ export class WebhookDeliverer {
       status: step.status,
       nextAttemptAt: step.status === 'pending' ? step.at : undefined,
     });
+    if (!recorded) return;
     const fields = {
       eventId: event.id,
       type: event.type,
@@ -175,6 +178,28 @@ export class WebhookDeliverer {
     else {
       this.logger.warn({ ...fields, error }, 'webhook delivery failed: retry window over');
       await this.disableIfFailingThroughout(endpoint.id, delivery.created_at, error ?? 'unknown error');
+    }
+  }
+
+  /**
+   * Records the attempt, retried briefly if the store is busy or away. If it still fails, the
+   * lease runs out and the delivery is sent again: at-least-once, never lost.
+   */
+  private async record(claimed: ClaimedDelivery, result: AttemptResult): Promise<boolean> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.store.recordAttempt(claimed, this.token, result);
+        return true;
+      } catch (err) {
+        if (attempt >= RECORD_ATTEMPTS) {
+          this.logger.error(
+            { err, eventId: claimed.event.id, deliveryId: claimed.delivery.id },
+            'webhook attempt not recorded; it will be sent again when its lease ends',
+          );
+          return false;
+        }
+        await new Promise((r) => setTimeout(r, 100 * attempt));
+      }
     }
   }
 

@@ -60,6 +60,13 @@ async function startStack(): Promise<Stack> {
     API_PUBLIC_URL: apiUrl,
     API_KEYS: DEV_API_KEY,
     LOG_LEVEL: 'info',
+    // Webhooks on a test's time scale: retries from 100 ms capped at 1 s, a 10-minute window.
+    WEBHOOK_RETRY_INITIAL_MS: '100',
+    WEBHOOK_RETRY_MAX_MS: '1000',
+    WEBHOOK_RETRY_WINDOW_MS: '600000',
+    WEBHOOK_TIMEOUT_MS: '2000',
+    WEBHOOK_POLL_MS: '50',
+    WEBHOOK_ALLOW_PRIVATE_URLS: 'true',
   };
   const apiLogFile = path.join(config().root, 'test-artifacts', 'api-test-api.log');
   const apiLogStart = existsSync(apiLogFile) ? statSync(apiLogFile).size : 0;

@@ -13,7 +13,16 @@ export interface ReceivedWebhook {
   /** What this receiver answered. */
   status: number;
   /** The body parsed (undefined if it was not JSON). */
-  event: { id: string; type: string; instrumentId: string | null; sequence: number; createdAt: string } | undefined;
+  event:
+    | {
+        id: string;
+        type: string;
+        instrumentId: string | null;
+        sequence: number;
+        createdAt: string;
+        data: Record<string, unknown>;
+      }
+    | undefined;
 }
 
 export interface WebhookReceiver {
