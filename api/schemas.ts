@@ -355,6 +355,12 @@ export const CustomerStatementSchema = named(
   "A month across the customer's instruments, one statement per instrument",
 );
 
+export const StatementCsv = z.string().meta({
+  description:
+    'CSV: a header row (instrument_id,instrument_type,date,operation,id,status,amount,currency,running,transaction_id,description), ' +
+    'an opening row, one row per line, a closing row',
+});
+
 /** Query parameters of the record's reads (each parsed from its string; a failure is 400 naming it). */
 export const PageLimit = z.coerce.number().int().min(1).max(500).meta({ description: '1–500, default 50' });
 export const PageCursor = z.string().min(1).max(512).meta({ description: 'The previous page’s nextCursor' });

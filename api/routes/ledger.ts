@@ -3,7 +3,6 @@
 // Everything is read from the ledger store; the workflow is asked only whether an instrument exists.
 import type { Request, Response } from 'express';
 import { stringify } from 'csv-stringify/sync';
-import { z } from 'zod';
 import { decodeCursor, type LedgerStore } from '../../store/ledger';
 import { customerStatement, instrumentStatement } from '../../store/statement';
 import { resultFromRecord } from '../instruments';
@@ -28,7 +27,7 @@ import { instrumentIdParam } from './instruments';
 
 const CSV = 'text/csv';
 
-const transactionsQuery = {
+export const transactionsQuery = {
   limit: { schema: s.PageLimit, description: 'Page size, 1–500 (default 50)' },
   cursor: { schema: s.PageCursor, description: "The previous page's nextCursor" },
   operation: { schema: s.OperationKind, description: 'Only this operation' },
@@ -37,7 +36,7 @@ const transactionsQuery = {
   to: { schema: s.TimeBound, description: 'Recorded before (a date: the whole day is included)' },
 } satisfies QuerySpec;
 
-const statementQuery = {
+export const statementQuery = {
   from: { schema: s.StatementDay, description: 'First day (UTC); default: since the first record' },
   to: { schema: s.StatementDay, description: 'Last day (UTC, inclusive); default: up to now' },
   format: { schema: s.StatementFormat },
@@ -55,14 +54,7 @@ const problems = {
 };
 
 /** Statements also come as CSV, chosen by Accept or format=csv. */
-const asCsv = [
-  {
-    contentType: CSV,
-    schema: z.string().meta({
-      description: `A header row (${STATEMENT_CSV_COLUMNS.join(',')}), an opening row, one row per line, a closing row`,
-    }),
-  },
-];
+const asCsv = [{ contentType: CSV, schema: s.StatementCsv }];
 const csvHeaders = { 'Content-Disposition': 'CSV only: attachment; filename="statement-….csv"' };
 
 function requireLedger(ctx: ApiContext): LedgerStore {
@@ -94,6 +86,51 @@ function sendCsv(res: Response, filename: string, rows: string[][]): void {
     .send(stringify(rows, { header: true, columns: [...STATEMENT_CSV_COLUMNS] }));
 }
 
+/**
+ * A page of the instrument's recorded operations for this request's query (400 naming a bad
+ * parameter, 404 for an instrument nobody knows). Shared with the storefront's statement view.
+ */
+export async function sendTransactions(
+  ctx: ApiContext,
+  req: Request,
+  res: Response,
+  instrumentId: string,
+  maxLimit = 500,
+): Promise<void> {
+  const ledger = requireLedger(ctx);
+  const q = parseQuery(req.query, transactionsQuery);
+  if (q.limit !== undefined && q.limit > maxLimit) throw invalidParameter('limit', `at most ${maxLimit} here`);
+  if (q.cursor !== undefined && !decodeCursor(q.cursor))
+    throw invalidParameter('cursor', "not a cursor this API handed out (use the last page's nextCursor)");
+  const period = periodOf(q.from, q.to);
+  const page = await ledger.transactions({
+    instrumentId,
+    operation: q.operation,
+    status: q.status,
+    ...period,
+    limit: q.limit ?? Math.min(50, maxLimit),
+    cursor: q.cursor,
+  });
+  if (page.rows.length === 0) await knownInstrument(ctx, ledger, instrumentId);
+  res.json({ data: page.rows.map(recordedOperation), nextCursor: page.nextCursor });
+}
+
+/** The instrument's statement for this request's query, as JSON or CSV. Shared with the storefront. */
+export async function sendStatement(ctx: ApiContext, req: Request, res: Response, instrumentId: string): Promise<void> {
+  const ledger = requireLedger(ctx);
+  const q = parseQuery(req.query, statementQuery);
+  const period = periodOf(q.from, q.to);
+  const known = await knownInstrument(ctx, ledger, instrumentId);
+  const statement = await instrumentStatement(ledger, instrumentId, known.type, period.from, period.to);
+  const scope = { instrumentId, customerId: known.customerId, currency: known.currency, ...period };
+  if (wantsCsv(req, q.format)) {
+    const name = `statement-${instrumentId}-${q.from ?? 'start'}-${q.to ?? 'now'}.csv`;
+    sendCsv(res, name, statementCsvRows(statement, scope));
+    return;
+  }
+  res.json(renderStatement(statement, scope));
+}
+
 export function ledgerRoutes(ctx: ApiContext): RouteSpec[] {
   return [
     route({
@@ -110,22 +147,7 @@ export function ledgerRoutes(ctx: ApiContext): RouteSpec[] {
       query: transactionsQuery,
       responses: { 200: { description: 'A page', schema: s.TransactionPage }, ...problems },
       handler: async (req, res) => {
-        const ledger = requireLedger(ctx);
-        const instrumentId = instrumentIdParam(req, res);
-        const q = parseQuery(req.query, transactionsQuery);
-        if (q.cursor !== undefined && !decodeCursor(q.cursor))
-          throw invalidParameter('cursor', "not a cursor this API handed out (use the last page's nextCursor)");
-        const period = periodOf(q.from, q.to);
-        const page = await ledger.transactions({
-          instrumentId,
-          operation: q.operation,
-          status: q.status,
-          ...period,
-          limit: q.limit ?? 50,
-          cursor: q.cursor,
-        });
-        if (page.rows.length === 0) await knownInstrument(ctx, ledger, instrumentId);
-        res.json({ data: page.rows.map(recordedOperation), nextCursor: page.nextCursor });
+        await sendTransactions(ctx, req, res, instrumentIdParam(req, res));
       },
     }),
     route({
@@ -194,19 +216,7 @@ export function ledgerRoutes(ctx: ApiContext): RouteSpec[] {
         400: 'A query parameter is invalid, or from is after to (invalid_parameter; `field` names it)',
       },
       handler: async (req, res) => {
-        const ledger = requireLedger(ctx);
-        const instrumentId = instrumentIdParam(req, res);
-        const q = parseQuery(req.query, statementQuery);
-        const period = periodOf(q.from, q.to);
-        const known = await knownInstrument(ctx, ledger, instrumentId);
-        const statement = await instrumentStatement(ledger, instrumentId, known.type, period.from, period.to);
-        const scope = { instrumentId, customerId: known.customerId, currency: known.currency, ...period };
-        if (wantsCsv(req, q.format)) {
-          const name = `statement-${instrumentId}-${q.from ?? 'start'}-${q.to ?? 'now'}.csv`;
-          sendCsv(res, name, statementCsvRows(statement, scope));
-          return;
-        }
-        res.json(renderStatement(statement, scope));
+        await sendStatement(ctx, req, res, instrumentIdParam(req, res));
       },
     }),
     route({

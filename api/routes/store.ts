@@ -21,6 +21,7 @@ import {
   sendInstrument,
   sendOperationResult,
 } from './instruments';
+import { sendStatement, sendTransactions, statementQuery, transactionsQuery } from './ledger';
 
 const CURRENCY = 'USD';
 const COOKIE = 'fps_store_session';
@@ -195,6 +196,53 @@ export function storeRoutes(ctx: ApiContext): RouteSpec[] {
       handler: async (req, res) => {
         const { instrumentId } = await requireOwnInstrument(req, res);
         await sendInstrument(ctx, res, instrumentId);
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/store/api/instruments/:instrumentId/transactions',
+      operationId: 'storeTransactions',
+      summary: 'Storefront: the buyer’s recorded operations, newest first, in pages',
+      description: 'The record’s transactions of the buyer’s instrument (limit at most 50); nextCursor pages on.',
+      tag: 'storefront',
+      security: 'storeSession',
+      params: { instrumentId: s.InstrumentId },
+      query: transactionsQuery,
+      responses: {
+        200: { description: 'A page', schema: s.TransactionPage },
+        400: 'A query parameter is invalid (invalid_parameter)',
+        ...session,
+        404: 'Not the buyer’s instrument',
+        503: 'No record configured (ledger_unavailable)',
+      },
+      handler: async (req, res) => {
+        const { instrumentId } = await requireOwnInstrument(req, res);
+        await sendTransactions(ctx, req, res, instrumentId, 50);
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/store/api/instruments/:instrumentId/statement',
+      operationId: 'storeStatement',
+      summary: 'Storefront: the buyer’s statement, as JSON or a CSV download (format=csv)',
+      tag: 'storefront',
+      security: 'storeSession',
+      params: { instrumentId: s.InstrumentId },
+      query: statementQuery,
+      responses: {
+        200: {
+          description: 'The statement',
+          schema: s.StatementSchema,
+          alternatives: [{ contentType: 'text/csv', schema: s.StatementCsv }],
+        },
+        400: 'A query parameter is invalid (invalid_parameter)',
+        ...session,
+        404: 'Not the buyer’s instrument',
+        503: 'No record configured (ledger_unavailable)',
+      },
+      handler: async (req, res) => {
+        const { instrumentId } = await requireOwnInstrument(req, res);
+        await sendStatement(ctx, req, res, instrumentId);
       },
     }),
     route({

@@ -9,6 +9,10 @@ const POLL_MS = 1000;
 let session;
 let instrumentId;
 let pollTimer;
+/** The statement view's pages: cursors of the pages before the one shown (undefined: the newest). */
+const STATEMENT_PAGE_SIZE = 5;
+let statementCursors = [];
+let statementNext = null;
 
 /** A problem+json error from the store backend. */
 class StoreError extends Error {
@@ -97,6 +101,9 @@ function renderInstrument(instrument) {
   show('#instrument', true);
   show('#shop', true);
   show('#history', true);
+  show('#statement', true);
+  $('#statement-csv').href =
+    `/store/api/instruments/${encodeURIComponent(instrument.instrumentId)}/statement?format=csv`;
   $('#instrument-type').textContent = instrument.type;
   $('#instrument-id').textContent = instrument.instrumentId;
   const state = $('#state');
@@ -159,6 +166,8 @@ async function loadInstrument() {
     renderInstrument(instrument);
     if (!STEADY_STATES.includes(instrument.state) || instrument.pending.length > 0)
       pollTimer = setTimeout(loadInstrument, POLL_MS);
+    // Settled: the newest page of the statement shows what just happened (an older page stays put).
+    else if (statementCursors.length === 0) await loadStatement();
   } catch (error) {
     if (error.status === 404) {
       localStorage.removeItem('instrument');
@@ -177,7 +186,62 @@ function showSetup() {
   show('#instrument', false);
   show('#shop', false);
   show('#history', false);
+  show('#statement', false);
+  statementCursors = [];
   $('#authorize').disabled = false;
+}
+
+// ---- statement ---------------------------------------------------------------------------------
+
+/** Shows the page after `cursor` (the newest without one); the record pages by cursor, newest first. */
+async function loadStatement(cursor = statementCursors.at(-1)) {
+  if (!instrumentId) return;
+  const query = new URLSearchParams({ limit: String(STATEMENT_PAGE_SIZE) });
+  if (cursor) query.set('cursor', cursor);
+  let page;
+  try {
+    ({ body: page } = await store(`/instruments/${encodeURIComponent(instrumentId)}/transactions?${query}`));
+  } catch (error) {
+    // 503: this shop runs without a record; the recent transactions above still show.
+    show('#statement', false);
+    if (error.status !== 503) say(`Could not load the statement: ${error.message}`, 'bad');
+    return;
+  }
+  statementNext = page.nextCursor;
+  const rows = page.data.map((t) => {
+    const row = document.createElement('tr');
+    row.dataset.id = t.id;
+    const cells = [
+      new Date(t.createdAt).toLocaleString(),
+      t.operation,
+      t.description || t.id,
+      formatMoney(t.amount),
+      t.status + (t.declineCode ? ` (${t.declineCode})` : ''),
+    ];
+    cells.forEach((text, i) => {
+      const cell = document.createElement('td');
+      cell.textContent = text;
+      if (i === 3) cell.className = 'num';
+      if (i === 4) cell.className = `status-${t.status}`;
+      row.append(cell);
+    });
+    return row;
+  });
+  $('#statement-lines').replaceChildren(...rows);
+  $('#statement-page').textContent = `Page ${statementCursors.length + 1}`;
+  $('#statement-newer').disabled = statementCursors.length === 0;
+  $('#statement-older').disabled = !statementNext;
+}
+
+function olderStatementPage() {
+  if (!statementNext) return;
+  statementCursors.push(statementNext);
+  void loadStatement();
+}
+
+function newerStatementPage() {
+  statementCursors.pop();
+  void loadStatement();
 }
 
 // ---- shop --------------------------------------------------------------------------------------
@@ -228,6 +292,8 @@ async function buy(item, button) {
 async function start() {
   document.querySelectorAll('input[name="type"]').forEach((radio) => radio.addEventListener('change', onTypeChange));
   $('#setup-form').addEventListener('submit', authorize);
+  $('#statement-older').addEventListener('click', olderStatementPage);
+  $('#statement-newer').addEventListener('click', newerStatementPage);
   $('#new-instrument').addEventListener('click', () => {
     localStorage.removeItem('instrument');
     instrumentId = undefined;
