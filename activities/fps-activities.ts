@@ -17,7 +17,7 @@ import { isFpsError } from '../fps/errors';
 import { formatDecimal, type Money } from '../fps/money';
 
 import { fpsFailureType, type FpsFailureDetails } from './failures';
-import type { RecordContext, ReplayMarker } from './record-contract';
+import type { RecordContext } from './record-contract';
 
 export * from './failures';
 
@@ -83,7 +83,7 @@ export interface CancelTokenInput extends Traced {
   reason?: string;
 }
 
-export interface MoneyResult extends ReplayMarker {
+export interface MoneyResult {
   transactionId: string;
   transactionStatus: TransactionStatus;
   requestId?: string;

@@ -5,17 +5,17 @@ import { FpsClient } from '../fps/client';
 import type { LedgerStore } from '../store/ledger';
 import { createFpsActivities, type FpsActivities } from './fps-activities';
 import type { RecordActivities } from './record-contract';
-import { createRecordActivities, withRecord } from './record-activities';
+import { createRecordActivities, unrecordedActivities, withRecord } from './record-activities';
 
 export * from './fps-activities';
 export type * from './record-contract';
 
 /** Activities backed by an FpsClient on config().fps (the sandbox by default), recorded in `ledger` when given. */
-export function createActivities(ledger?: LedgerStore): FpsActivities & Partial<RecordActivities> {
+export function createActivities(ledger?: LedgerStore): FpsActivities & RecordActivities {
   const { endpoint, accessKeyId, secretKey, timeoutMs } = config().fps;
   const gateway = new FpsClient({ endpoint, accessKeyId, secretKey, timeoutMs });
   const logger = createLogger('activities');
   const fps = createFpsActivities(gateway, { logger });
-  if (!ledger) return fps;
-  return { ...withRecord(fps, ledger, logger), ...createRecordActivities(ledger) };
+  if (!ledger) return { ...fps, ...unrecordedActivities };
+  return { ...withRecord(fps, ledger), ...createRecordActivities(ledger) };
 }

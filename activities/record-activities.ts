@@ -1,22 +1,16 @@
 // The record's side of activities/record-contract.ts: money activities wrapped so each attempt
-// reads the operation's row first (a final row written by another operation is a replay: answer it,
-// call nothing) and upserts the FPS answer with its event in one transaction; plus the record's own
-// activities. Without a `record` context on the input (older callers) an activity runs unrecorded.
+// upserts its FPS answer (or refusal) with its event in one transaction, keyed by CallerReference;
+// plus the record's own activities. Whether an operation is a replay is the workflow's decision
+// (it looks the record up first); here a retried attempt only re-sends and re-upserts the same row.
+// Without a `record` context on the input (older callers) an activity runs unrecorded.
 import { ApplicationFailure } from '@temporalio/activity';
-import type { Logger } from 'pino';
 import type { TransactionStatus } from '../fps/actions';
 import { eventsFor } from '../store/operation-events';
 import type { LedgerStore } from '../store/ledger';
 import type { OperationRow } from '../store/schema';
 import type { FpsFailureDetails } from './failures';
 import type { FpsActivities, MoneyResult, StatusResult, TransactionStatusInput } from './fps-activities';
-import type {
-  RecordActivities,
-  RecordContext,
-  RecordedOperation,
-  RecordedOperationKind,
-  ReplayMarker,
-} from './record-contract';
+import type { RecordActivities, RecordContext, RecordedOperation, RecordedOperationKind } from './record-contract';
 
 type Recorded = { record?: RecordContext };
 type MoneyActivity = 'pay' | 'reserve' | 'settle' | 'refund' | 'cancel' | 'fundPrepaid' | 'settleDebt' | 'writeOffDebt';
@@ -40,7 +34,7 @@ export function toRecordedOperation(row: OperationRow): RecordedOperation {
     operationId: row.operation_id,
     amount: row.amount,
     currency: row.currency,
-    status: row.status as TransactionStatus,
+    status: row.status as RecordedOperation['status'],
     transactionId: row.transaction_id ?? undefined,
     refundedAmount: row.refunded_amount,
     declineCode: row.decline_code ?? undefined,
@@ -51,12 +45,6 @@ export function toRecordedOperation(row: OperationRow): RecordedOperation {
     updatedAt: row.updated_at,
   };
 }
-
-/** A row worth answering instead of calling FPS: money moved (or finally did not) for another operation. */
-const isReplayable = (row: OperationRow, ctx: RecordContext) =>
-  row.opened_by !== ctx.openedBy &&
-  row.transaction_id !== null &&
-  (row.status === 'Success' || row.status === 'Failure' || row.status === 'Cancelled');
 
 function rowOf(ctx: RecordContext, status: string, transactionId?: string, decline?: FpsFailureDetails) {
   return {
@@ -74,44 +62,25 @@ function rowOf(ctx: RecordContext, status: string, transactionId?: string, decli
     decline_reason: decline?.message ?? null,
     parent_operation_id: ctx.parentOperationId ?? null,
     description: ctx.description ?? null,
-    opened_by: ctx.openedBy,
+    opened_by: null,
   };
 }
 
 /** The money activities, each recorded in the same attempt as its FPS call. */
-export function withRecord(activities: FpsActivities, store: LedgerStore, logger?: Logger): FpsActivities {
+export function withRecord(activities: FpsActivities, store: LedgerStore): FpsActivities {
   const wrapped = { ...activities };
   for (const name of MONEY_ACTIVITIES) {
     const inner = activities[name] as (input: Recorded) => Promise<MoneyResult>;
-    (wrapped as Record<MoneyActivity, unknown>)[name] = async (
-      input: Recorded,
-    ): Promise<MoneyResult & ReplayMarker> => {
+    (wrapped as Record<MoneyActivity, unknown>)[name] = async (input: Recorded): Promise<MoneyResult> => {
       const ctx = input.record;
       if (!ctx) return inner(input);
-      const before = await store.operationByCallerReference(ctx.callerReference);
-      if (before && isReplayable(before, ctx)) {
-        logger?.info(
-          {
-            instrumentId: ctx.instrumentId,
-            callerReference: ctx.callerReference,
-            transactionId: before.transaction_id,
-          },
-          'operation already recorded: replayed, FPS not called',
-        );
-        return {
-          transactionId: before.transaction_id!,
-          transactionStatus: before.status as TransactionStatus,
-          replayed: true,
-          recorded: toRecordedOperation(before),
-        };
-      }
       let result: MoneyResult;
       try {
         result = await inner(input);
       } catch (err) {
         if (err instanceof ApplicationFailure && err.nonRetryable) {
           const details = err.details?.[0] as FpsFailureDetails | undefined;
-          const row = rowOf(ctx, 'Declined', before?.transaction_id ?? undefined, details);
+          const row = rowOf(ctx, 'Declined', undefined, details);
           await store.recordOperation(row, eventsFor({ ...row, refunded_amount: 0, created_at: 0, updated_at: 0 }));
         }
         throw err;
@@ -149,3 +118,9 @@ export function createRecordActivities(store: LedgerStore): RecordActivities & {
     },
   };
 }
+
+/** Without a ledger store (tools, some tests): nothing is recorded, so nothing is ever found. */
+export const unrecordedActivities: RecordActivities = {
+  findRecordedOperation: async () => null,
+  emitInstrumentEvent: async () => undefined,
+};

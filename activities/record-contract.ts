@@ -1,8 +1,9 @@
 // The contract between the instrument workflow and the record (the ledger store) and its event
 // outbox. The workflow stays the source of truth for state and decisions; these types say what it
 // passes to the activities so they can keep the durable record, and what the record tells it back.
-// Owners: the workflow side (workflows/) passes `RecordContext` and honours `replayed`; the store
-// side (store/, activities/) implements `RecordActivities` and the recording inside money activities.
+// The workflow decides: an operation it no longer remembers (beyond its in-run window of ids) is
+// looked up with `findRecordedOperation` before anything is sent, and a recorded one is answered
+// from the record. The money activities only record; they never decide that a call is a replay.
 import type { TransactionStatus } from '../fps/actions';
 
 /** Every money operation the record keeps, named as the API names them. */
@@ -28,12 +29,6 @@ export interface RecordContext {
   description?: string;
   /** The row's key: the CallerReference sent, or for Settle/Cancel (which send none) the workflow's own. */
   callerReference: string;
-  /**
-   * Names the open operation that sends this call (workflow id, the run that opened it, its ref). A
-   * retry or re-send of the same open operation carries the same value and is never a replay; a
-   * new operation that finds a final row written by another is one.
-   */
-  openedBy: string;
 }
 
 /** One operation as the record holds it. */
@@ -45,7 +40,8 @@ export interface RecordedOperation {
   operationId: string;
   amount: number;
   currency: string;
-  status: TransactionStatus;
+  /** Declined: FPS refused the call (a non-retryable error), nothing moved. */
+  status: TransactionStatus | 'Declined';
   transactionId?: string;
   /** Purchases and captures: how much has been refunded against it so far (minor units). */
   refundedAmount: number;
@@ -55,17 +51,6 @@ export interface RecordedOperation {
   description?: string;
   createdAt: number;
   updatedAt: number;
-}
-
-/**
- * A money activity's answer may say `replayed: true`: the record already held a final result for
- * this CallerReference, so no FPS call was made and nothing moved. The workflow then releases the
- * hold it took for the operation and answers the recorded result (`recorded`) without counting it
- * again.
- */
-export interface ReplayMarker {
-  replayed?: true;
-  recorded?: RecordedOperation;
 }
 
 /** Lifecycle events the workflow decides (money events are written by the money activities). */

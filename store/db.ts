@@ -64,14 +64,10 @@ export async function openLedgerDb(url: string, options: LedgerDbOptions = {}): 
     pool.on('error', (err) => options.onConnectionLost?.(err));
     db = new Kysely<LedgerDatabase>({ dialect: new PostgresDialect({ pool }) });
   }
-  const migrator = new Migrator({ db, provider: migrationProvider });
-  const { error, results } = await migrator.migrateToLatest();
+  const error = await migrate(db, dialect);
   if (error) {
     await db.destroy();
-    const failed = results?.find((r) => r.status === 'Error')?.migrationName;
-    throw new Error(`ledger migration ${failed ?? ''} failed: ${(error as Error).message ?? String(error)}`, {
-      cause: error,
-    });
+    throw error;
   }
   return {
     db,
@@ -79,4 +75,27 @@ export async function openLedgerDb(url: string, options: LedgerDbOptions = {}): 
     describe: dialect === 'sqlite' ? `sqlite:${target}` : redact(target),
     close: () => db.destroy(),
   };
+}
+
+/**
+ * Applies pending migrations. Each runs in a transaction (DDL is transactional on both engines).
+ * PostgreSQL serialises concurrent migrators with an advisory lock (its CREATE IF NOT EXISTS of the
+ * migration tables can still race once); SQLite has no lock across
+ * processes, so when the API and the worker open a new file at once one of them fails (its table
+ * already exists): that attempt rolled back whole, and a retry finds the migrations applied.
+ */
+async function migrate(db: Kysely<LedgerDatabase>, dialect: LedgerDialect): Promise<Error | undefined> {
+  const attempts = dialect === 'sqlite' ? 20 : 3;
+  for (let attempt = 1; ; attempt++) {
+    const { error, results } = await new Migrator({ db, provider: migrationProvider }).migrateToLatest();
+    if (!error) return undefined;
+    if (attempt < attempts) {
+      await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
+      continue;
+    }
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName;
+    return new Error(`ledger migration ${failed ?? ''} failed: ${(error as Error).message ?? String(error)}`, {
+      cause: error,
+    });
+  }
 }

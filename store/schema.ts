@@ -21,7 +21,7 @@ export interface OperationsTable {
   decline_reason: string | null;
   parent_operation_id: string | null;
   description: string | null;
-  /** Which open operation of which workflow run wrote the row first: a retry of the same one is not a replay. */
+  /** Unused (null): an earlier design named the writing operation here; kept so shipped rows stay valid. */
   opened_by: string | null;
   created_at: number;
   updated_at: number;

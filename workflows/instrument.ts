@@ -10,6 +10,7 @@ import {
   condition,
   log,
   makeContinueAsNewFunc,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
@@ -19,7 +20,7 @@ import {
 } from '@temporalio/workflow';
 import { fpsFailureDetails } from '../activities/failures';
 import type { FpsActivities, MoneyResult } from '../activities/fps-activities';
-import type { RecordContext } from '../activities/record-contract';
+import type { RecordActivities, RecordContext, RecordedOperation } from '../activities/record-contract';
 import { isTerminalStatus, type TransactionStatus } from '../fps/actions';
 import { callerReferenceFor } from '../fps/caller-reference';
 import { formatDecimal, isSupportedCurrency, MAX_MINOR_UNITS } from '../fps/money';
@@ -101,6 +102,8 @@ export const OWN_ID_PREFIX = 'wf:';
 const INITIAL_FUNDING_ID = `${OWN_ID_PREFIX}initial`;
 /** An FPS call (client timeout 10 s by default) gets this long per attempt. */
 const FPS_CALL_TIMEOUT = '15s';
+/** Marks the workflow code that asks the record about ids beyond the window (for replaying older histories). */
+const RECORD_LOOKUP_PATCH = 'record-lookup-beyond-window';
 
 /** What one FPS call told us. */
 type FpsAnswer =
@@ -111,7 +114,7 @@ type FpsAnswer =
 /** What a transaction status means for a given operation. */
 type Verdict = 'succeeded' | 'failed' | 'pending' | 'ignore';
 
-function verdictFor(op: OpenOperation, status: TransactionStatus): Verdict {
+function verdictFor(op: Pick<OpenOperation, 'operation' | 'action'>, status: TransactionStatus): Verdict {
   if (status === 'Pending') return 'pending';
   switch (op.operation) {
     case 'purchase':
@@ -218,6 +221,7 @@ class Instrument {
   readonly local: ReturnType<typeof proxyLocalActivities<FpsActivities>>;
   readonly remote: ReturnType<typeof proxyActivities<FpsActivities>>;
   readonly statusReader: ReturnType<typeof proxyActivities<FpsActivities>>;
+  readonly record: ReturnType<typeof proxyLocalActivities<RecordActivities>>;
 
   constructor(arg: InstrumentInput | ContinuedState) {
     if (isContinuedState(arg)) {
@@ -288,6 +292,12 @@ class Instrument {
       startToCloseTimeout: FPS_CALL_TIMEOUT,
       retry: { ...retry, maximumAttempts: 3 },
     });
+    // A read of the ledger store: retried until it answers (an unanswered lookup cannot be skipped).
+    this.record = proxyLocalActivities<RecordActivities>({
+      startToCloseTimeout: '10s',
+      retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' },
+      localRetryThreshold: 0,
+    });
   }
 
   // ------------------------------------------------------------------ messages
@@ -325,7 +335,9 @@ class Instrument {
           if (this.isDuplicate(ref, req.amount)) return;
           requireAmount(req.amount);
           this.requireCurrency(req.currency);
-          this.requireAllowed({ type: 'PURCHASE', ref, amount: req.amount }, 'purchase');
+          this.checkUnlessMaybeRecorded(ref, () =>
+            this.requireAllowed({ type: 'PURCHASE', ref, amount: req.amount }, 'purchase'),
+          );
         },
       },
     );
@@ -341,7 +353,9 @@ class Instrument {
           if (this.isDuplicate(ref, req.amount)) return;
           requireAmount(req.amount);
           this.requireCurrency(req.currency);
-          this.requireAllowed({ type: 'FUND', ref, amount: req.amount }, 'fund');
+          this.checkUnlessMaybeRecorded(ref, () =>
+            this.requireAllowed({ type: 'FUND', ref, amount: req.amount }, 'fund'),
+          );
         },
       },
     );
@@ -359,7 +373,7 @@ class Instrument {
           const ref = operationRef('settle', req.settlementId);
           if (this.isDuplicate(ref, req.amount)) return;
           if (req.amount !== undefined) requireAmount(req.amount);
-          this.requireAllowed(this.settleEvent(ref, req.amount), 'settle');
+          this.checkUnlessMaybeRecorded(ref, () => this.requireAllowed(this.settleEvent(ref, req.amount), 'settle'));
         },
       },
     );
@@ -377,7 +391,9 @@ class Instrument {
           const ref = operationRef('writeOff', req.writeOffId);
           if (this.isDuplicate(ref, req.amount)) return;
           if (req.amount !== undefined) requireAmount(req.amount);
-          this.requireAllowed(this.writeOffEvent(ref, req.amount), 'write off');
+          this.checkUnlessMaybeRecorded(ref, () =>
+            this.requireAllowed(this.writeOffEvent(ref, req.amount), 'write off'),
+          );
         },
       },
     );
@@ -393,7 +409,11 @@ class Instrument {
           const ref = operationRef('refund', req.refundId);
           if (this.isDuplicate(ref, req.amount)) return;
           if (req.amount !== undefined) requireAmount(req.amount);
-          this.requireAllowed(this.refundEvent(ref, req.purchaseId, req.amount).event, 'refund');
+          // A purchase beyond the window is looked up in the record by the handler.
+          if (this.mayBeRecorded(operationRef('purchase', req.purchaseId))) return;
+          this.checkUnlessMaybeRecorded(ref, () =>
+            this.requireAllowed(this.refundEvent(ref, req.purchaseId, req.amount).event, 'refund'),
+          );
         },
       },
     );
@@ -408,7 +428,7 @@ class Instrument {
           const ref = operationRef('capture', req.captureId);
           if (this.isDuplicate(ref, req.amount)) return;
           if (req.amount !== undefined) requireAmount(req.amount);
-          this.requireAllowed(this.captureEvent(ref, req.amount), 'capture');
+          this.checkUnlessMaybeRecorded(ref, () => this.requireAllowed(this.captureEvent(ref, req.amount), 'capture'));
         },
       },
     );
@@ -419,7 +439,7 @@ class Instrument {
         requireId(req.voidId, 'voidId');
         const ref = operationRef('void', req.voidId);
         if (this.isDuplicate(ref)) return;
-        this.requireAllowed({ type: 'VOID', ref }, 'void');
+        this.checkUnlessMaybeRecorded(ref, () => this.requireAllowed({ type: 'VOID', ref }, 'void'));
       },
     });
 
@@ -443,6 +463,11 @@ class Instrument {
     const result = this.lock.run(async () => {
       const answered = this.processed.get(ref);
       if (answered) return this.resultOf(answered);
+      // This operation is in flight itself now: only the window and open operations count.
+      if (this.forgottenMayHold(ref)) {
+        const recorded = await this.recordedResult(ref, amount);
+        if (recorded) return recorded;
+      }
       return body();
     });
     this.inFlight.set(ref, { amount, result });
@@ -462,6 +487,93 @@ class Instrument {
       );
     }
     return true;
+  }
+
+  /**
+   * Whether `ref` may name an operation the workflow has forgotten (it dropped answers from its
+   * window of processed ids): then only the record can tell a retry from a new operation.
+   */
+  mayBeRecorded(ref: string): boolean {
+    return !this.inFlight.has(ref) && this.forgottenMayHold(ref);
+  }
+
+  /** Neither remembered nor open, and answers have been forgotten: `ref` may be one of them. */
+  forgottenMayHold(ref: string): boolean {
+    if (this.processed.has(ref) || this.open.has(ref)) return false;
+    if (splitRef(ref).id.startsWith(OWN_ID_PREFIX)) return false;
+    return (this.counters.forgotten ?? 0) > 0 || this.processed.size >= this.settings.processedIdLimit;
+  }
+
+  /**
+   * Validator checks for an operation that may be a recorded one: a retry of an old operation is
+   * answered with its recorded result even when the same request would be refused as new (the
+   * balance has moved on since), so the handler decides after asking the record.
+   */
+  checkUnlessMaybeRecorded(ref: string, check: () => void): void {
+    try {
+      check();
+    } catch (err) {
+      if (!this.mayBeRecorded(ref)) throw err;
+    }
+  }
+
+  /** The record's row for `ref`, if any (undefined when replaying a history from before the lookup existed). */
+  async findRecorded(ref: string): Promise<RecordedOperation | undefined> {
+    if (!patched(RECORD_LOOKUP_PATCH)) return undefined;
+    const { operation, id } = splitRef(ref);
+    const row = await this.record.findRecordedOperation.executeWithOptions(
+      { summary: `record lookup ${operation} ${id}` },
+      [{ instrumentId: this.id, operation: operation as RecordedOperation['operation'], operationId: id }],
+    );
+    return row ?? undefined;
+  }
+
+  /**
+   * An operation beyond the window that the record holds: answered with its recorded result and
+   * remembered again, nothing sent, nothing counted. The same id with another amount is refused.
+   */
+  async recordedResult(ref: string, amount: number | undefined): Promise<OperationResult | undefined> {
+    const row = await this.findRecorded(ref);
+    if (!row) return undefined;
+    const { operation, id } = splitRef(ref);
+    if (amount !== undefined && amount !== row.amount) {
+      throw rejection(UpdateRejection.DuplicateId, `${operation} id ${id} was already used with amount ${row.amount}`);
+    }
+    const entry = this.entryFromRecord(ref, row);
+    this.remember(entry);
+    log.info('operation answered from the record', {
+      instrumentId: this.id,
+      ref,
+      transactionId: row.transactionId,
+      status: row.status,
+    });
+    return this.resultOf(entry);
+  }
+
+  /** A processed entry for a recorded operation (its outcome as its verdict had it). */
+  entryFromRecord(ref: string, row: RecordedOperation): ProcessedEntry {
+    const op: Pick<OpenOperation, 'operation' | 'action'> = {
+      operation: splitRef(ref).operation as OpenOperation['operation'],
+      action: this.kind === 'single-use' && this.input.singleUseMode === 'reserve' ? 'Reserve' : 'Pay',
+    };
+    const outcome =
+      row.status === 'Declined'
+        ? 'declined'
+        : verdictFor(op, row.status) === 'succeeded'
+          ? 'approved'
+          : verdictFor(op, row.status) === 'failed'
+            ? 'declined'
+            : 'pending';
+    return {
+      r: ref,
+      o: outcome,
+      a: row.amount,
+      s: row.status,
+      t: row.transactionId,
+      f: row.refundedAmount || undefined,
+      c: row.declineCode ? { code: row.declineCode, message: row.declineReason ?? row.declineCode } : undefined,
+      st: this.state,
+    };
   }
 
   requireCurrency(currency: unknown): void {
@@ -729,6 +841,12 @@ class Instrument {
 
   async refund(req: RefundRequest): Promise<OperationResult> {
     const ref = operationRef('refund', req.refundId);
+    const purchaseRef = operationRef('purchase', req.purchaseId);
+    if (this.mayBeRecorded(purchaseRef)) {
+      // A purchase older than the window: the record knows it (and what was refunded of it).
+      const row = await this.findRecorded(purchaseRef);
+      if (row) this.remember(this.entryFromRecord(purchaseRef, row));
+    }
     const { event, purchase } = this.refundEvent(ref, req.purchaseId, req.amount);
     this.requireAllowed(event, 'refund');
     this.apply(event);
@@ -824,9 +942,7 @@ class Instrument {
       status: 'Unknown',
       at: Date.now(),
     };
-    const { workflowId, runId } = workflowInfo();
-    const openedBy = `${workflowId}/${runId}/${fields.ref}/${record.at}`;
-    const op: OpenOperation = { ...fields, status: 'InFlight', record, openedBy };
+    const op: OpenOperation = { ...fields, status: 'InFlight', record };
     this.open.set(op.ref, op);
     this.transactions.push(record);
     if (this.transactions.length > RECENT_TRANSACTIONS)
@@ -855,7 +971,6 @@ class Instrument {
       parentOperationId: op.purchaseRef ? splitRef(op.purchaseRef).id : undefined,
       description: op.description,
       callerReference: op.callerReference,
-      openedBy: op.openedBy ?? `${this.id}/${op.ref}`,
     };
   }
 
@@ -1046,11 +1161,18 @@ class Instrument {
     if (!entry) {
       entry = { r: op.ref, o: 'pending', a: op.amount, st: this.state };
       this.fillEntry(entry, op);
-      this.processed.set(op.ref, entry);
-      while (this.processed.size > this.settings.processedIdLimit)
-        this.processed.delete(this.processed.keys().next().value!);
+      this.remember(entry);
     }
     return this.resultOf(entry);
+  }
+
+  /** Keeps an answer for duplicates; the oldest beyond settings.processedIdLimit are dropped (the record keeps them). */
+  remember(entry: ProcessedEntry): void {
+    this.processed.set(entry.r, entry);
+    while (this.processed.size > this.settings.processedIdLimit) {
+      this.processed.delete(this.processed.keys().next().value!);
+      this.counters.forgotten = (this.counters.forgotten ?? 0) + 1;
+    }
   }
 
   fillEntry(entry: ProcessedEntry, op: OpenOperation): void {

@@ -34,8 +34,6 @@ export interface OpenOperation {
   /** Refund, capture, void: the FPS transaction they act on. */
   targetTransactionId?: string;
   record: TransactionRecord;
-  /** Names this open operation for the record (activities/record-contract.ts RecordContext.openedBy). */
-  openedBy?: string;
 }
 
 /**
@@ -68,6 +66,11 @@ export interface Counters {
   /** Settlements the workflow started itself (cycle, threshold, retry, expiry): names their CallerReferences. */
   autoSettlements: number;
   autoWriteOffs: number;
+  /**
+   * Answers dropped from the window of processed ids (settings.processedIdLimit). Once any were, an
+   * id the workflow does not know may still be a recorded operation: it asks the record first.
+   */
+  forgotten?: number;
 }
 
 export interface Timers {

@@ -13,12 +13,14 @@ import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { createFpsActivities } from '../../activities/fps-activities';
+import { createRecordActivities, withRecord } from '../../activities/record-activities';
 import { config, DEV_ACCESS_KEY_ID, DEV_SECRET_KEY } from '../../config';
 import { CallbackVerifier } from '../../fps/callback-verifier';
 import { buildCbuiUrl, parseCbuiReturn, type CbuiPipeline, type CbuiRequest } from '../../fps/cbui';
 import { callerReferenceFor } from '../../fps/caller-reference';
 import { FpsClient } from '../../fps/client';
 import { parseIpn } from '../../fps/ipn';
+import { openLedger, type LedgerStore } from '../../store';
 import {
   authorizationReturnedSignal,
   INSTRUMENT_WORKFLOW_TYPE,
@@ -173,14 +175,41 @@ export function sandboxActivities(sandboxUrl: string, timeoutMs = 5_000) {
   );
 }
 
-/** An in-process worker for the instrument workflow on its own task queue. */
-export function startInstrumentWorker(sandboxUrl: string, taskQueue = uniqueTaskQueue('instr')): Promise<TestWorker> {
-  return startTestWorker({
+/** A ledger store on a fresh SQLite file in a temporary folder (the embedded default of `npm start`). */
+export function openTestLedger(): Promise<LedgerStore> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'fps-ledger-'));
+  return openLedger(path.join(dir, 'ledger.db'));
+}
+
+export type InstrumentWorker = TestWorker & { ledger: LedgerStore };
+
+/**
+ * An in-process worker for the instrument workflow on its own task queue, its money activities
+ * recorded in `ledger` (by default a fresh SQLite ledger, closed when the worker stops).
+ */
+export async function startInstrumentWorker(
+  sandboxUrl: string,
+  taskQueue = uniqueTaskQueue('instr'),
+  ledger?: LedgerStore,
+): Promise<InstrumentWorker> {
+  const store = ledger ?? (await openTestLedger());
+  const worker = await startTestWorker({
     workflowsPath: WORKFLOWS_PATH,
     preloadModules: PRELOADED_WORKFLOW_MODULES,
     taskQueue,
-    activities: sandboxActivities(sandboxUrl),
+    activities: { ...withRecord(sandboxActivities(sandboxUrl), store), ...createRecordActivities(store) },
   });
+  return {
+    ...worker,
+    ledger: store,
+    async stop() {
+      try {
+        await worker.stop();
+      } finally {
+        if (!ledger) await store.close();
+      }
+    },
+  };
 }
 
 /** The worker as its own process (worker/main.ts, as `npm start` runs it), for crash tests. */
