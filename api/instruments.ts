@@ -24,7 +24,7 @@ import {
   type OperationResult,
 } from '../workflows/messages';
 import type { TransactionStatus } from '../fps/actions';
-import { isFinalRecordedStatus, type LedgerStore } from '../store/ledger';
+import type { LedgerStore } from '../store/ledger';
 import type { OperationRow } from '../store/schema';
 import { ProblemError } from './problem';
 import { isResourceExhausted, isUnprocessedUpdate, isWorkflowNotFound, temporalProblem } from './temporal-errors';
@@ -51,7 +51,7 @@ export interface InstrumentsOptions {
   /** Retries when the server refuses an Update for too many in flight (RESOURCE_EXHAUSTED) or drops it unprocessed. */
   busyRetries?: number;
   busyBackoffMs?: number;
-  /** The record: a retry of an operation it holds a final result for is answered without an Update. */
+  /** The record (the ledger store), for reads of operations the workflow no longer remembers. */
   ledger?: LedgerStore;
 }
 
@@ -146,8 +146,11 @@ export class Instruments {
     request: Req,
     operationId: string,
   ): Promise<OperationResult> {
-    const recorded = await this.recordedResult(instrumentId, update.name, request, operationId);
-    if (recorded) return recorded;
+    // Always through the workflow, never answered from the record here: the record's row is written
+    // by the activity before the workflow task that counts it is durable, so a row may name an
+    // operation the workflow never applied (a lost task: server or database restart, worker crash);
+    // the Update re-runs it with the same CallerReference. The workflow itself asks the record about
+    // ids beyond its window.
     const handle = this.handle(instrumentId);
     for (let attempt = 0; ; attempt++) {
       let result: OperationResult;
@@ -190,36 +193,6 @@ export class Instruments {
         return (await this.operationResult(instrumentId, result.operation, result.id)) ?? result;
       return result;
     }
-  }
-
-  /**
-   * An operation the record holds a final result for, answered from the record: no Update, no history
-   * event, nothing moved — at any age (the workflow remembers only its recent ids). The same id with
-   * another amount is the caller's mistake (409), as for a replay the workflow answers.
-   */
-  async recordedResult(
-    instrumentId: string,
-    operation: string,
-    request: unknown,
-    operationId: string,
-  ): Promise<OperationResult | undefined> {
-    const row = await this.options.ledger?.operation(instrumentId, operation, operationId);
-    if (!row || !isFinalRecordedStatus(row.status)) return undefined;
-    const amount = (request as { amount?: number }).amount;
-    if (amount !== undefined && amount !== row.amount) {
-      throw new ProblemError(
-        409,
-        'idempotency_key_reused',
-        `id ${operationId} was already used for a ${row.operation} of ${row.amount} minor units`,
-        { field: 'Idempotency-Key' },
-      );
-    }
-    this.logger.info({ instrumentId, operationId, operation }, 'operation answered from the record');
-    const state = await this.snapshot(instrumentId).then(
-      (s) => s.state,
-      () => 'unknown',
-    );
-    return resultFromRecord(row, state);
   }
 
   /** The current result of one operation by its id, or null when the instrument has no record of it. */
