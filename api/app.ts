@@ -61,10 +61,9 @@ export function createApi(deps: AppDeps): MerchantApi {
   };
 
   let document: unknown;
-  const recordRoutes = ledgerRoutes(context);
   const routes: RouteSpec[] = [
-    ...supersededBy(instrumentRoutes(context), recordRoutes),
-    ...recordRoutes,
+    ...instrumentRoutes(context),
+    ...ledgerRoutes(context),
     ...fpsCallbackRoutes(context),
     ...storeRoutes(context),
     ...webhookRoutes(context),
@@ -104,15 +103,6 @@ export function createApi(deps: AppDeps): MerchantApi {
   });
   app.use(errorHandler(logger));
   return { app, routes, context };
-}
-
-/**
- * `routes` without those `replacements` declare again (same method and path): the record's purchase
- * lookup answers what the workflow-only one did, and more, so one of them is mounted and documented.
- */
-function supersededBy(routes: RouteSpec[], replacements: RouteSpec[]): RouteSpec[] {
-  const replaced = new Set(replacements.map((r) => `${r.method} ${r.path}`));
-  return routes.filter((r) => !replaced.has(`${r.method} ${r.path}`));
 }
 
 /** The Express app alone, for callers that only need to listen. */

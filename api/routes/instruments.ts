@@ -339,35 +339,6 @@ export function instrumentRoutes(ctx: ApiContext): RouteSpec[] {
       },
     }),
     route({
-      method: 'get',
-      path: '/instruments/:instrumentId/purchases/:purchaseId',
-      operationId: 'getPurchase',
-      summary: 'Read one purchase by its id: approved, declined, or still pending',
-      description:
-        "How a client follows a purchase answered 202 (Pending at FPS) to its outcome, or reads one that is no longer among the instrument's recent transactions. " +
-        'Always 200 with the outcome in the body (a declined purchase is a fact here, not an error).',
-      tag: 'operations',
-      security: 'apiKey',
-      params: { instrumentId: s.InstrumentId, purchaseId: s.OperationId },
-      responses: {
-        200: { description: 'The purchase', schema: s.OperationResultSchema },
-        401: problems[401],
-        404: 'Unknown instrument, or no purchase with this id (unknown_purchase)',
-        504: 'The workflow did not answer in time',
-      },
-      handler: async (req, res) => {
-        const instrumentId = instrumentIdParam(req, res);
-        const purchaseId = parseWith(s.OperationId, req.params.purchaseId, { field: 'purchaseId' });
-        res.locals.purchaseId = purchaseId;
-        const result = await ctx.instruments.operationResult(instrumentId, 'purchase', purchaseId);
-        if (!result)
-          throw new ProblemError(404, 'unknown_purchase', `instrument ${instrumentId} has no purchase ${purchaseId}`, {
-            field: 'purchaseId',
-          });
-        res.json(renderOperation(instrumentId, result));
-      },
-    }),
-    route({
       method: 'post',
       path: '/instruments/:instrumentId/purchases',
       operationId: 'createPurchase',
