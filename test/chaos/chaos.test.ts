@@ -79,6 +79,7 @@ describe('chaos: nothing lost, nothing charged twice, whatever breaks', function
         scenario: name,
         durationMs: DURATION_MS,
         maxPurchases: MAX_PURCHASES,
+        minPurchases: 24,
         concurrency: CONCURRENCY,
         seed: SEED + index,
         mix,

@@ -56,6 +56,7 @@ describe('chaos (short): kill -9, FPS faults and IPN disorder lose nothing and c
       scenario: 'short',
       durationMs,
       maxPurchases: 60,
+      minPurchases: 24,
       concurrency: 8,
       seed: SEED,
       thinkMs: [500, 1_200],

@@ -207,6 +207,12 @@ export interface LoadOptions {
   durationMs: number;
   /** ...or after this many, whichever comes first. */
   maxPurchases: number;
+  /**
+   * Keep issuing past `durationMs` until this many were issued (default 0): on a slow machine,
+   * faults stretch each purchase and a fixed duration alone may end with too little load to mean
+   * anything.
+   */
+  minPurchases?: number;
   concurrency: number;
   seed: number;
   mix?: AmountMix;
@@ -298,7 +304,8 @@ export async function runLoad(
   let sideOps = 0;
   await Promise.all(
     Array.from({ length: options.concurrency }, async () => {
-      while (Date.now() < stopAt && issued < options.maxPurchases) {
+      const minPurchases = options.minPurchases ?? 0;
+      while ((Date.now() < stopAt || issued < minPurchases) && issued < options.maxPurchases) {
         const next = queue.shift();
         if (next) {
           await buy(next, amountFor(random, mix, 8));
