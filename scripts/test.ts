@@ -12,7 +12,7 @@ import { ensureTemporalCli, startDevServer, type DevServer } from './temporal-cl
 
 const root = config().root;
 const testDir = path.join(root, 'test');
-const ORDER = ['unit', 'machines', 'sandbox', 'workflow', 'api', 'e2e', 'browser'];
+const ORDER = ['unit', 'store', 'machines', 'sandbox', 'workflow', 'api', 'e2e', 'browser'];
 /** A Rust panic in the output fails the run (otherwise: a loud warning). */
 const FAIL_ON_PANIC = true;
 const SERVER_LOG = path.join(root, 'test-artifacts', 'temporal-dev-server.log');
