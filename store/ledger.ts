@@ -2,7 +2,7 @@
 // verified callbacks, and the event outbox written in the same transaction as the row it reports.
 // The workflow stays the source of truth for state and decisions; this is the durable record.
 import { randomUUID } from 'node:crypto';
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { TransactionStatus } from '../fps/actions';
 import type { LedgerDb } from './db';
 import type { EventRow, LedgerDatabase, OperationRow, OperationsTable } from './schema';
@@ -32,8 +32,8 @@ export interface LedgerEvent {
 }
 
 /** Final for the record: a later call with the same CallerReference cannot change it. */
-export const isFinalRecordedStatus = (status: string): boolean =>
-  status === 'Success' || status === 'Failure' || status === 'Cancelled' || status === 'Declined';
+export const FINAL_RECORDED_STATUSES: readonly string[] = ['Success', 'Failure', 'Cancelled', 'Declined'];
+export const isFinalRecordedStatus = (status: string): boolean => FINAL_RECORDED_STATUSES.includes(status);
 
 export interface TransactionQuery {
   instrumentId?: string;
@@ -142,7 +142,7 @@ export class LedgerStore {
    */
   async recordOperation(row: OperationWrite, events: EventWrite[] = []): Promise<OperationRow> {
     const at = this.now();
-    return this.db.transaction().execute(async (trx) => {
+    return this.writeTransaction(async (trx) => {
       // The first write inserts the row; a later one locks it first, so concurrent writes of one
       // CallerReference take turns and each sees the one before it (PostgreSQL's READ COMMITTED
       // would otherwise let two of them both find "not yet Success" and both add a refund).
@@ -186,6 +186,30 @@ export class LedgerStore {
     });
   }
 
+  /**
+   * A transaction that writes. On SQLite it begins IMMEDIATE: the file's write lock is taken first
+   * (waiting up to busy_timeout while the other process — API or worker — writes), so a read inside
+   * never holds a snapshot that a later write would have to upgrade: that upgrade fails at once with
+   * SQLITE_BUSY ("database is locked"), busy timeout or not. On PostgreSQL an ordinary transaction:
+   * its queries lock the rows they change.
+   */
+  private writeTransaction<T>(fn: (trx: Transaction<LedgerDatabase>) => Promise<T>): Promise<T> {
+    if (this.ledger.dialect !== 'sqlite') return this.db.transaction().execute(fn);
+    // Kysely's SQLite driver begins DEFERRED; its single connection is ours for the callback, so
+    // the transaction is spelled out on it (the queries only need a Kysely; nothing here nests).
+    return this.db.connection().execute(async (connection) => {
+      await sql`begin immediate`.execute(connection);
+      try {
+        const result = await fn(connection as Transaction<LedgerDatabase>);
+        await sql`commit`.execute(connection);
+        return result;
+      } catch (err) {
+        await sql`rollback`.execute(connection).catch(() => undefined);
+        throw err;
+      }
+    });
+  }
+
   /** The row, locked until the transaction ends (SQLite: its transactions are serial already). */
   private async lockedOperation(trx: Transaction<LedgerDatabase>, callerReference: string): Promise<OperationRow> {
     return trx
@@ -219,7 +243,7 @@ export class LedgerStore {
 
   /** Appends an event unless this instrument already has one with the same key. */
   async appendEvent(event: EventWrite): Promise<void> {
-    await this.db.transaction().execute((trx) => appendEvent(trx, event, this.now()));
+    await this.writeTransaction((trx) => appendEvent(trx, event, this.now()));
   }
 
   async recordCallback(callback: {
@@ -307,14 +331,53 @@ export class LedgerStore {
   }
 
   /**
-   * Deletes operations, callbacks and events older than `days` (LEDGER_RETENTION_DAYS). The
-   * per-instrument event counters stay, so a pruned instrument's next event does not reuse a sequence.
+   * LEDGER_RETENTION_DAYS: deletes what is older than `days` and finished. Operations only when
+   * final (a Pending or Reserved one still has an outcome to record, and its retry must still be
+   * recognised); callbacks unless their operation is still recorded (kept with it for audit); events unless a delivery of
+   * theirs is still pending (never delivered yet, or failing and retried), since the deliverer
+   * needs the event to send it. WebhookStore.prune then removes the finished deliveries.
+   * The per-instrument event counters stay, so a pruned instrument's next event does not reuse a
+   * sequence. Answers how many operations were deleted.
    */
   async prune(days: number): Promise<number> {
     const before = this.now() - days * 86_400_000;
-    const r = await this.db.deleteFrom('operations').where('updated_at', '<', before).executeTakeFirst();
-    await this.db.deleteFrom('callbacks').where('received_at', '<', before).execute();
-    await this.db.deleteFrom('events').where('created_at', '<', before).execute();
+    const r = await this.db
+      .deleteFrom('operations')
+      .where('updated_at', '<', before)
+      .where('status', 'in', FINAL_RECORDED_STATUSES)
+      .executeTakeFirst();
+    await this.db
+      .deleteFrom('callbacks')
+      .where('received_at', '<', before)
+      .where((eb) =>
+        eb.or([
+          eb('caller_reference', 'is', null),
+          eb.not(
+            eb.exists(
+              eb
+                .selectFrom('operations')
+                .select('operations.caller_reference')
+                .whereRef('operations.caller_reference', '=', 'callbacks.caller_reference'),
+            ),
+          ),
+        ]),
+      )
+      .execute();
+    await this.db
+      .deleteFrom('events')
+      .where('created_at', '<', before)
+      .where((eb) =>
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('deliveries')
+              .select('deliveries.id')
+              .whereRef('deliveries.event_seq', '=', 'events.seq')
+              .where('deliveries.status', '=', 'pending'),
+          ),
+        ),
+      )
+      .execute();
     return Number(r.numDeletedRows);
   }
 }

@@ -1,6 +1,7 @@
 // The ledger store against real databases: one set of cases, run on a SQLite file and on a
 // throwaway PostgreSQL 15 cluster. No PostgreSQL binaries → the suite fails (it does not skip).
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +13,7 @@ import * as webhooks003 from '../../store/migrations/003_webhooks';
 import { decodeCursor, encodeCursor, LedgerStore, type OperationWrite } from '../../store/ledger';
 import { eventsFor } from '../../store/operation-events';
 import type { OperationRow } from '../../store/schema';
+import { WebhookStore } from '../../store/webhooks';
 import { instrumentStatement } from '../../store/statement';
 
 const DAY = 86_400_000;
@@ -679,6 +681,135 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
         'nothing else was deleted',
       );
       assert.equal(await store.prune(30), 0, 'pruning again deletes nothing');
+    });
+
+    it('two processes writing one ledger at once (the API and the worker): no write fails, each refund counts once', async function () {
+      this.timeout(120_000);
+      const shared = await backend.database('ledger_two_writers');
+      await (await openLedgerDb(shared)).close(); // migrated, as a deployed file is
+      const purchases = 150;
+      const writers = ['a', 'b'].map((name) => {
+        const child = spawn(
+          process.execPath,
+          [require.resolve('tsx/cli'), path.join(__dirname, 'sqlite-writer.ts'), shared, name, String(purchases)],
+          { stdio: ['pipe', 'pipe', 'inherit'] },
+        );
+        let out = '';
+        child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+        const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+        return { child, output: () => out, exited };
+      });
+      for (const w of writers)
+        for (let waited = 0; !w.output().includes('ready'); waited += 20) {
+          assert.ok(waited < 60_000, 'writer did not open the ledger');
+          await delay(20);
+        }
+      // Both at once: each writes while the other's transactions come and go.
+      for (const w of writers) w.child.stdin.end('go\n');
+      const codes = await Promise.all(writers.map((w) => w.exited));
+      for (const [i, w] of writers.entries()) {
+        const report = JSON.parse(
+          w
+            .output()
+            .split('\n')
+            .find((l) => l.startsWith('{')) ?? '{}',
+        ) as {
+          errors?: string[];
+        };
+        assert.deepEqual(report.errors, [], `writer ${i}: ${report.errors?.slice(0, 3).join('; ')}`);
+        assert.equal(codes[i], 0);
+      }
+      const check = new LedgerStore(await openLedgerDb(shared));
+      try {
+        const rows = await check.operationsBetween({ instrumentId: 'inst-two-writers' });
+        const bought = rows.filter((r) => r.operation === 'purchase');
+        assert.equal(bought.length, purchases);
+        assert.ok(bought.every((r) => r.status === 'Success' && r.refunded_amount === 20));
+        assert.equal(rows.filter((r) => r.operation === 'refund' && r.status === 'Success').length, 2 * purchases);
+        const events = await check.events({ instrumentId: 'inst-two-writers', limit: 10_000 });
+        assert.deepEqual(
+          events.map((e) => e.sequence),
+          events.map((_, i) => i + 1),
+          'gap-free sequence',
+        );
+        // purchase.pending and purchase.approved once per purchase, refund.succeeded once per refund.
+        assert.equal(events.length, 2 * purchases + 2 * purchases);
+      } finally {
+        await check.close();
+      }
+    });
+
+    it('prune keeps what is unfinished: Pending and Reserved operations with their callbacks, events still being delivered', async () => {
+      // Its own database: the webhook endpoint would otherwise get deliveries of every other case.
+      const pruning = new LedgerStore(await openLedgerDb(await backend.database('ledger_prune_keeps')), () => now);
+      const hooks = new WebhookStore(pruning.ledger, () => now);
+      const id = 'inst-keep';
+      const ids = (rows: Array<{ operation_id: string }>) => rows.map((r) => r.operation_id).sort();
+      /** Sends every due delivery, each ending as `outcome` says for its event's operation id. */
+      const deliver = async (outcome: (operationId: string) => 'delivered' | 'pending' | 'failed') => {
+        for (const claimed of await hooks.claim(100, 60_000, 'test-deliverer')) {
+          const status = outcome(String((JSON.parse(claimed.event.data) as { id: string }).id));
+          await hooks.recordAttempt(claimed, 'test-deliverer', {
+            at: now,
+            statusCode: status === 'delivered' ? 200 : 500,
+            error: status === 'delivered' ? null : 'HTTP 500',
+            durationMs: 1,
+            status,
+            nextAttemptAt: status === 'pending' ? now + 60_000 : undefined,
+          });
+        }
+      };
+      try {
+        now = T0 - 40 * DAY;
+        await hooks.createEndpoint({ url: 'https://merchant.example/hooks', events: ['*'] });
+        for (const [opId, status] of [
+          ['delivered', 'Success'],
+          ['failing', 'Success'],
+          ['given-up', 'Success'],
+          ['declined', 'Declined'],
+          ['pending', 'Pending'],
+        ] as const) {
+          await record(pruning, operationRow(id, 'purchase', opId, { status }));
+          await pruning.recordCallback({
+            kind: 'ipn',
+            instrumentId: id,
+            callerReference: `${id}:purchase:${opId}`,
+            status,
+            parameters: { status },
+          });
+        }
+        await record(pruning, operationRow(id, 'reserve', 'held', { status: 'Reserved' }));
+        // Every endpoint got its event; one is still failing (retried later), one was given up on.
+        await deliver((opId) => (opId === 'failing' ? 'pending' : opId === 'given-up' ? 'failed' : 'delivered'));
+
+        now = T0;
+        assert.equal(await pruning.prune(30), 4, 'the four final operations');
+        await hooks.prune(30);
+        assert.deepEqual(ids(await pruning.operationsBetween({ instrumentId: id })), ['held', 'pending']);
+        assert.deepEqual(
+          (await pruning.callbacksFor(`${id}:purchase:pending`)).map((c) => c.status),
+          ['Pending'],
+          'a Pending operation keeps its callbacks',
+        );
+        assert.deepEqual(await pruning.callbacksFor(`${id}:purchase:delivered`), []);
+        const kept = await pruning.events({ instrumentId: id, limit: 100 });
+        assert.deepEqual(
+          kept.map((e) => e.event_key),
+          ['purchase:failing:purchase.approved'],
+          'only the event whose delivery is still being retried',
+        );
+        const [failing] = await hooks.deliveriesOf(kept[0].id);
+        assert.equal(failing.status, 'pending');
+
+        // Once delivered, the next prune takes it.
+        now = T0 + 60_000;
+        await deliver(() => 'delivered');
+        await pruning.prune(30);
+        assert.deepEqual(await pruning.events({ instrumentId: id, limit: 100 }), []);
+        assert.deepEqual(ids(await pruning.operationsBetween({ instrumentId: id })), ['held', 'pending']);
+      } finally {
+        await pruning.close();
+      }
     });
 
     it('after prune, an instrument’s event sequence continues where it was (no reuse)', async () => {
