@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
 import type { Client } from '@temporalio/client';
+import type { Tracer } from '@opentelemetry/api';
 import { config as loadedConfig, type Config } from '../config';
 import { createLogger, type Logger } from '../config/logger';
 import { CallbackVerifier } from '../fps/callback-verifier';
@@ -23,6 +24,9 @@ import { serviceRoutes } from './routes/service';
 import { storeRoutes } from './routes/store';
 import { webhookRoutes } from './routes/webhooks';
 import { WebhookStore } from '../store/webhooks';
+import type { ApiMetrics } from '../observability/api-metrics';
+import { metricsHandler } from '../observability/metrics';
+import { inServerSpan } from '../observability/tracing';
 
 export const BODY_LIMIT = '16kb';
 
@@ -36,6 +40,10 @@ export interface AppDeps {
   ledger?: LedgerStore;
   /** Called when this process queues an event itself (api/main.ts: the deliverer's nudge). */
   onEventQueued?: () => void;
+  /** Prometheus metrics (GET /metrics); none when absent (METRICS_ENABLED=false). */
+  metrics?: ApiMetrics;
+  /** A server span per routed request when tracing is on (observability/tracing.ts); none when absent. */
+  tracer?: Tracer;
 }
 
 export interface MerchantApi {
@@ -47,10 +55,12 @@ export interface MerchantApi {
 export function createApi(deps: AppDeps): MerchantApi {
   const cfg = deps.config ?? loadedConfig();
   const logger = deps.logger ?? createLogger('api');
+  const { metrics, tracer } = deps;
+  const verifier = deps.verifier ?? new CallbackVerifier({ certificateUrlAllowlist: cfg.fps.certificateUrlAllowlist });
   const context: ApiContext = {
     cfg,
     logger,
-    verifier: deps.verifier ?? new CallbackVerifier({ certificateUrlAllowlist: cfg.fps.certificateUrlAllowlist }),
+    verifier: metrics ? countedVerifier(verifier, metrics) : verifier,
     ledger: deps.ledger,
     webhooks: deps.ledger ? new WebhookStore(deps.ledger.ledger) : undefined,
     onEventQueued: deps.onEventQueued,
@@ -74,6 +84,11 @@ export function createApi(deps: AppDeps): MerchantApi {
   app.disable('x-powered-by');
   // Behind a proxy on a private network (docker compose, a load balancer), trust its X-Forwarded-*.
   app.set('trust proxy', 'loopback, linklocal, uniquelocal');
+  if (metrics) {
+    app.use(metrics.requests);
+    // Before the rate limit: Prometheus scrapes without an API key.
+    app.get('/metrics', metricsHandler(metrics.registry));
+  }
   app.use(requestLog(logger));
   app.use(securityHeaders);
   app.use(rateLimit({ perSecond: cfg.api.rateLimitPerSecond, burst: cfg.api.rateLimitBurst }));
@@ -89,11 +104,23 @@ export function createApi(deps: AppDeps): MerchantApi {
   const apiKey = requireApiKey(cfg.api.apiKeys);
   for (const spec of routes) {
     const chain: RequestHandler[] = [];
+    if (metrics) chain.push(labelRoute(spec.path));
     if (spec.security === 'apiKey') chain.push(apiKey);
     chain.push(...(spec.before ?? []));
     if (spec.body && (spec.body.contentType ?? 'application/json') === 'application/json') chain.push(jsonOnly);
+    let handler = spec.handler;
+    if (metrics && spec.operationId === 'createPurchase') handler = countedPurchase(handler, metrics);
+    if (tracer) {
+      const name = `${spec.method.toUpperCase()} ${spec.path}`;
+      const traced = handler;
+      handler = (req, res) =>
+        inServerSpan(tracer, name, { 'http.request.method': req.method, 'http.route': spec.path }, async (span) => {
+          await traced(req, res);
+          span.setAttribute('http.response.status_code', res.statusCode);
+        });
+    }
     chain.push(async (req, res) => {
-      await spec.handler(req, res);
+      await handler(req, res);
     });
     app[spec.method](spec.path, ...chain);
   }
@@ -108,6 +135,42 @@ export function createApi(deps: AppDeps): MerchantApi {
 /** The Express app alone, for callers that only need to listen. */
 export function createApp(deps: AppDeps): Express {
   return createApi(deps).app;
+}
+
+/** Names the route template for the request metrics (a path's ids would make a label per instrument). */
+const labelRoute =
+  (template: string): RequestHandler =>
+  (_req, res, next) => {
+    res.locals.route = template;
+    next();
+  };
+
+/** Counts purchases by how they were answered: 201 approved, 202 pending, 402 declined (with FPS's code). */
+function countedPurchase(handler: RouteSpec['handler'], metrics: ApiMetrics): RouteSpec['handler'] {
+  return async (req, res) => {
+    try {
+      await handler(req, res);
+    } catch (err) {
+      if (err instanceof ProblemError && err.code === 'payment_declined') {
+        const code = err.extra.declineCode;
+        metrics.purchase('declined', typeof code === 'string' ? code : undefined);
+      }
+      throw err;
+    }
+    if (res.statusCode === 201) metrics.purchase('approved');
+    else if (res.statusCode === 202) metrics.purchase('pending');
+  };
+}
+
+/** The callback verifier, counting each verdict (GET: a CBUI return, POST: an IPN). */
+function countedVerifier(verifier: ApiContext['verifier'], metrics: ApiMetrics): ApiContext['verifier'] {
+  return {
+    async verify(request) {
+      const verification = await verifier.verify(request);
+      metrics.callback(request.httpMethod === 'GET' ? 'return' : 'ipn', verification.ok);
+      return verification;
+    },
+  };
 }
 
 /** A body that is not JSON on a JSON route is refused rather than silently ignored. */
@@ -188,6 +251,7 @@ function errorHandler(logger: Logger): ErrorRequestHandler {
       logger.error({ err, method: req.method, path: req.originalUrl.split('?')[0] }, 'unexpected error');
       problem = new ProblemError(500, 'internal_error', 'unexpected error; it has been logged');
     }
+    res.locals.problemCode = problem.code;
     sendProblem(res, problem);
   };
 }

@@ -10,27 +10,57 @@ import { WebhookDeliverer } from '../webhooks/deliverer';
 import { createApp } from './app';
 import { answerMalformedHttp } from './problem';
 import { temporalRetryInterceptors } from './temporal-retry';
+import { createApiMetrics } from '../observability/api-metrics';
+import { registerBusinessGauges } from '../observability/business-gauges';
+import { startTracing } from '../observability/tracing';
+import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
 
 const SHUTDOWN_GRACE_MS = 10_000;
 
 async function main(): Promise<void> {
   const cfg = config();
   const logger = createLogger('api');
+  const { observability } = cfg;
+  const tracing = observability.otlpEndpoint ? startTracing('fps-api', observability.otlpEndpoint) : undefined;
+  const metrics = observability.metrics ? createApiMetrics() : undefined;
   const address = cfg.temporal.address || `127.0.0.1:${cfg.temporal.devPort}`;
   const connection = await Connection.connect({
     address,
     tls: cfg.temporal.tls || undefined,
     apiKey: cfg.temporal.apiKey || undefined,
-    interceptors: temporalRetryInterceptors(),
+    interceptors: temporalRetryInterceptors(metrics?.temporalRetry),
   });
-  const client = new Client({ connection, namespace: cfg.temporal.namespace });
-  const ledger = await openLedger();
+  const client = new Client({
+    connection,
+    namespace: cfg.temporal.namespace,
+    // The Update's span carries the trace into the workflow (a header the worker's interceptors read).
+    interceptors: tracing ? { workflow: [new OpenTelemetryWorkflowClientInterceptor()] } : undefined,
+  });
+  const ledger = await openLedger(undefined, {
+    onConnectionLost: (err) => logger.warn({ err }, 'ledger store: a pooled connection was lost; it is replaced'),
+  });
+  // The business gauges live here (the record's connection and a client are at hand; workers may be many).
+  if (metrics)
+    registerBusinessGauges(metrics.registry, {
+      ledger,
+      client,
+      refreshMs: observability.storeGaugesRefreshMs,
+      logger,
+    });
   // Webhooks are delivered from here (WEBHOOK_DELIVERY): the API already holds the record's
   // connection, and delivery must not wait on the worker or Temporal (README, "Events and webhooks").
   const deliverer = cfg.webhooks.deliver
     ? new WebhookDeliverer(new WebhookStore(ledger.ledger), cfg.webhooks, logger.child({ component: 'webhooks' }))
     : undefined;
-  const app = createApp({ client, config: cfg, logger, ledger, onEventQueued: () => deliverer?.nudge() });
+  const app = createApp({
+    client,
+    config: cfg,
+    logger,
+    ledger,
+    onEventQueued: () => deliverer?.nudge(),
+    metrics,
+    tracer: tracing?.tracer,
+  });
 
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(cfg.api.port, cfg.api.host, (err?: Error) => (err ? reject(err) : resolve(s)));
@@ -72,6 +102,7 @@ async function main(): Promise<void> {
         await delivererStopped;
         await connection.close().catch(() => undefined);
         await ledger.close().catch(() => undefined);
+        await tracing?.shutdown().catch(() => undefined);
         logger.info('api stopped');
         process.exit(0);
       })();

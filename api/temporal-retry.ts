@@ -23,7 +23,25 @@ export function initialRetryIntervalMs(status: Pick<Status, 'code' | 'details'>)
   return 100;
 }
 
+/** Told about each retry (metrics): the gRPC code and whether the workflow was closing. */
+export type RetryObserver = (grpcCode: number, reason: 'workflow_closing' | 'resource_exhausted' | 'other') => void;
+
 /** `interceptors` for Connection.connect(): the SDK's retry interceptor with the backoff above. */
-export function temporalRetryInterceptors() {
-  return [makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ initialIntervalMs: initialRetryIntervalMs }))];
+export function temporalRetryInterceptors(onRetry?: RetryObserver) {
+  const options = defaultGrpcRetryOptions({ initialIntervalMs: initialRetryIntervalMs });
+  if (onRetry) {
+    const delay = options.delayFunction;
+    options.delayFunction = (attempt, status) => {
+      onRetry(
+        status.code,
+        status.code !== GRPC_RESOURCE_EXHAUSTED
+          ? 'other'
+          : WORKFLOW_CLOSING.test(status.details ?? '')
+            ? 'workflow_closing'
+            : 'resource_exhausted',
+      );
+      return delay(attempt, status);
+    };
+  }
+  return [makeGrpcRetryInterceptor(options)];
 }

@@ -153,6 +153,18 @@ export function loadConfig() {
        */
       allowPrivateUrls: bool('WEBHOOK_ALLOW_PRIVATE_URLS', true),
     },
+    /** Metrics and traces (observability/, README "Operating it"). */
+    observability: {
+      /** Prometheus metrics: the API's and the sandbox's GET /metrics, the worker's metrics server. */
+      metrics: bool('METRICS_ENABLED', true),
+      /** The worker's GET /metrics (ours and the Temporal core's); 0 = a free port (logged). */
+      workerMetricsPort: int('WORKER_METRICS_PORT', 9464),
+      workerMetricsHost: str('WORKER_METRICS_HOST', '127.0.0.1'),
+      /** The API's business gauges (record and visibility) are recomputed at most this often. */
+      storeGaugesRefreshMs: int('METRICS_STORE_REFRESH_MS', 15_000),
+      /** OTLP/HTTP collector base URL (spans go to <url>/v1/traces); empty = tracing off. */
+      otlpEndpoint: str('OTEL_EXPORTER_OTLP_ENDPOINT', '').replace(/\/$/, ''),
+    },
     cluster: {
       /** `npm run start:cluster` keeps PostgreSQL's data, the sandbox ledger and the server config here. */
       dataDir: str('CLUSTER_DATA_DIR', path.join(root, '.data', 'cluster')),

@@ -1,5 +1,6 @@
 // The one way services log: pino JSON lines on stdout, one event per line, tagged with the
 // service name, so `npm start` can prefix/pretty-print them and production can ship them as-is.
+import { trace } from '@opentelemetry/api';
 import pino, { type Logger } from 'pino';
 import { config } from './index';
 
@@ -17,6 +18,8 @@ export function createLogger(name: string): Logger {
     // ISO time and a level *name* keep the raw lines readable without a pretty-printer.
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
+    // Tracing on (OTEL_EXPORTER_OTLP_ENDPOINT): each line names the trace and span it was logged in.
+    ...(config().observability.otlpEndpoint ? { mixin: traceIds } : {}),
     redact: {
       paths: [
         'secretKey',
@@ -33,4 +36,11 @@ export function createLogger(name: string): Logger {
       censor: '[redacted]',
     },
   });
+}
+
+function traceIds(): Record<string, string> {
+  const span = trace.getActiveSpan();
+  if (!span) return {};
+  const { traceId, spanId } = span.spanContext();
+  return { traceId, spanId };
 }

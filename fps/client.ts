@@ -22,6 +22,31 @@ export interface FpsClientOptions {
   version?: string;
   /** Clock for the Timestamp parameter (tests). */
   now?: () => Date;
+  /** Told about each call (metrics, traces); default: the process's observer (observeFpsCalls). */
+  observer?: FpsCallObserver;
+}
+
+/** How one call ended, for observers: the HTTP status when an answer arrived, the FpsError code when it failed. */
+export interface FpsCallEnd {
+  httpStatus?: number;
+  errorCode?: string;
+}
+
+/**
+ * Sees every call of a client: `start` runs as the request is about to be sent, in the caller's
+ * async context (so a trace span started there is the HTTP call's); the function it returns runs
+ * once when the call ends. Must not throw. Activities build their own FpsClient, so the worker
+ * installs one for the whole process with observeFpsCalls().
+ */
+export interface FpsCallObserver {
+  start(action: FpsAction): (end: FpsCallEnd) => void;
+}
+
+let processObserver: FpsCallObserver | undefined;
+
+/** Installs the observer every FpsClient of this process reports to (undefined: none, the default). */
+export function observeFpsCalls(observer: FpsCallObserver | undefined): void {
+  processObserver = observer;
 }
 
 /** What `call` resolves to: the action's typed result plus FPS's RequestId when it sent one. */
@@ -41,6 +66,7 @@ export class FpsClient implements PaymentGateway {
   readonly #signatureMethod: HmacMethod;
   readonly #version: string;
   readonly #now: () => Date;
+  readonly #observer: FpsCallObserver | undefined;
 
   /** Throws TypeError for an unusable endpoint or missing credentials (configuration errors). */
   constructor(options: FpsClientOptions) {
@@ -63,6 +89,7 @@ export class FpsClient implements PaymentGateway {
     this.#signatureMethod = options.signatureMethod ?? 'HmacSHA256';
     this.#version = options.version ?? FPS_API_VERSION;
     this.#now = options.now ?? (() => new Date());
+    this.#observer = options.observer;
   }
 
   /**
@@ -76,6 +103,20 @@ export class FpsClient implements PaymentGateway {
    *   cannot even be encoded; nothing was sent.
    */
   async call<A extends FpsAction>(action: A, request: FpsRequest<A>): Promise<FpsCallResult<A>> {
+    const observer = this.#observer ?? processObserver;
+    if (!observer) return this.#call(action, request);
+    const end = observer.start(action);
+    try {
+      const result = await this.#call(action, request);
+      end({ httpStatus: 200 });
+      return result;
+    } catch (e) {
+      end(e instanceof FpsError ? { httpStatus: e.httpStatus, errorCode: e.code } : { errorCode: 'InternalError' });
+      throw e;
+    }
+  }
+
+  async #call<A extends FpsAction>(action: A, request: FpsRequest<A>): Promise<FpsCallResult<A>> {
     const params = this.signedParams(action, request);
     const body = toQueryString(params);
     const isGet = this.#httpMethod === 'GET';

@@ -6,6 +6,11 @@ import { createLogger } from '../config/logger';
 import { createActivities } from '../activities';
 import { openLedger } from '../store';
 import { connectWorker, createInstrumentWorker } from './create-worker';
+import { observeFpsCalls } from '../fps/client';
+import { serveMetrics } from '../observability/metrics';
+import { createWorkerMetrics } from '../observability/worker-metrics';
+import { bothObservers, fpsCallSpans, startTracing, workflowSpanProcessor } from '../observability/tracing';
+import { freePort } from '../observability/free-port';
 
 const logger = createLogger('worker');
 
@@ -20,15 +25,40 @@ const PINO_LEVEL: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'
 async function main(): Promise<void> {
   // Before anything touches the Runtime: route the SDK's (and workflows') logs through pino, and
   // handle the shutdown signals ourselves.
+  const { observability } = config();
+  // The core's own Prometheus exporter listens on a private loopback port; our /metrics appends it.
+  const coreMetricsPort = observability.metrics ? await freePort() : undefined;
   Runtime.install({
     logger: new DefaultLogger('INFO', (entry) => logger[PINO_LEVEL[entry.level]]({ ...entry.meta }, entry.message)),
     shutdownSignals: [],
+    ...(coreMetricsPort
+      ? { telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${coreMetricsPort}` } } } }
+      : {}),
   });
   const { temporal } = config();
+  const metrics = observability.metrics ? createWorkerMetrics() : undefined;
+  const tracing = observability.otlpEndpoint ? startTracing('fps-worker', observability.otlpEndpoint) : undefined;
+  observeFpsCalls(bothObservers(metrics?.fpsObserver, tracing && fpsCallSpans(tracing.tracer, config().fps.endpoint)));
+  const metricsServer = metrics
+    ? await serveMetrics(metrics.registry, {
+        host: observability.workerMetricsHost,
+        port: observability.workerMetricsPort,
+        logger,
+        extra: async () => (await fetch(`http://127.0.0.1:${coreMetricsPort}/metrics`)).text(),
+      })
+    : undefined;
+  if (metricsServer) logger.info({ url: metricsServer.url }, 'worker metrics listening');
   const connection = await connectWorker();
-  const ledger = await openLedger();
+  const ledger = await openLedger(undefined, {
+    onConnectionLost: (err) => logger.warn({ err }, 'ledger store: a pooled connection was lost; it is replaced'),
+  });
   logger.info({ ledger: ledger.ledger.describe }, 'ledger store open');
-  const worker = await createInstrumentWorker({ connection, activities: createActivities(ledger) });
+  const worker = await createInstrumentWorker({
+    connection,
+    activities: createActivities(ledger),
+    activityInterceptors: metrics ? [metrics.activityInterceptor] : [],
+    tracing: tracing && { processor: workflowSpanProcessor(tracing.processor), resource: tracing.resource },
+  });
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
@@ -55,6 +85,8 @@ async function main(): Promise<void> {
   } finally {
     await connection.close();
     await ledger.close();
+    await metricsServer?.close();
+    await tracing?.shutdown().catch(() => undefined);
   }
   logger.info('worker stopped');
 }
