@@ -1,0 +1,114 @@
+// Tracing end to end with real processes: an in-process OTLP/HTTP receiver (JSON, /v1/traces) is
+// the collector for the API and the worker; one purchase must arrive as one connected trace from
+// the API's server span through the Update and the workflow to the activity and the FPS call.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { activeInstrument, call, until } from '../api/stack';
+import { startProcessStack, type ProcessStack } from '../support/process-stack';
+
+interface ReceivedSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  name: string;
+  service: string;
+}
+
+async function startReceiver(): Promise<{ url: string; spans: ReceivedSpan[]; close(): Promise<void> }> {
+  const spans: ReceivedSpan[] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      if (req.method !== 'POST' || req.url !== '/v1/traces') {
+        res.writeHead(404).end();
+        return;
+      }
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      for (const rs of body.resourceSpans ?? []) {
+        const service = rs.resource?.attributes?.find((a: { key: string }) => a.key === 'service.name')?.value
+          ?.stringValue;
+        for (const ss of rs.scopeSpans ?? [])
+          for (const s of ss.spans ?? [])
+            spans.push({
+              traceId: s.traceId,
+              spanId: s.spanId,
+              parentSpanId: s.parentSpanId || undefined,
+              name: s.name,
+              service,
+            });
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    spans,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+describe('tracing (OTLP/HTTP from the API and the worker)', function () {
+  this.timeout(240_000);
+  let stack: ProcessStack;
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+
+  before(async () => {
+    receiver = await startReceiver();
+    const otel = { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url };
+    stack = await startProcessStack({
+      name: 'obs-tracing',
+      workerEnv: { ...otel, WORKER_METRICS_PORT: '0' },
+      apiEnv: otel,
+    });
+  });
+  after(async () => {
+    await stack?.stop();
+    await receiver?.close();
+  });
+
+  it('one purchase is one connected trace: API request → Update → workflow → activity → FPS Pay', async () => {
+    const { instrumentId } = await activeInstrument(stack, 'cust-trace', {
+      type: 'postpaid',
+      creditLimit: '50.00',
+      globalAmountLimit: '500.00',
+      currency: 'USD',
+    });
+    const bought = await call(stack, 'POST', `/instruments/${instrumentId}/purchases`, {
+      body: { amount: '1.25', currency: 'USD' },
+      headers: { 'idempotency-key': 'trace-1' },
+    });
+    assert.equal(bought.status, 201);
+
+    const root = () =>
+      receiver.spans.filter((s) => s.name === 'POST /instruments/:instrumentId/purchases' && s.service === 'fps-api');
+    let trace: ReceivedSpan[] = [];
+    await until('the purchase trace reaches the receiver', async () => {
+      const roots = root();
+      if (roots.length !== 1) return false;
+      trace = receiver.spans.filter((s) => s.traceId === roots[0].traceId);
+      return trace.some((s) => s.name === 'FPS Pay');
+    });
+    const names = trace.map((s) => `${s.service}:${s.name}`);
+    const byName = (name: string) => {
+      const span = trace.find((s) => s.name === name);
+      assert.ok(span, `no span ${name} in the trace: ${names.join(', ')}`);
+      return span;
+    };
+    const api = byName('POST /instruments/:instrumentId/purchases');
+    const update = trace.find((s) => s.service === 'fps-api' && /Update/.test(s.name) && s.parentSpanId === api.spanId);
+    assert.ok(update, `no client Update span under the request: ${names.join(', ')}`);
+    const handle = byName('HandleUpdate:purchase');
+    assert.equal(handle.service, 'fps-worker');
+    const activity = trace.find((s) => s.name === 'RunActivity:pay');
+    assert.ok(activity, `no activity span: ${names.join(', ')}`);
+    const fps = byName('FPS Pay');
+    assert.equal(fps.parentSpanId, activity.spanId, 'the FPS call is a child of the activity');
+    // Connected: every span but the root has its parent in the same trace.
+    const ids = new Set(trace.map((s) => s.spanId));
+    for (const span of trace)
+      if (span !== api) assert.ok(span.parentSpanId && ids.has(span.parentSpanId), `${span.name} is not connected`);
+  });
+});
