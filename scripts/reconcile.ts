@@ -1,4 +1,5 @@
-// `npm run reconcile`: compares every instrument workflow (Temporal) with the FPS ledger and prints
+// `npm run reconcile`: compares every instrument workflow (Temporal), the record (LEDGER_DATABASE_URL)
+// and the FPS ledger, and prints
 // the discrepancies; exit code 0 = none, 1 = discrepancies, 2 = a side could not be read.
 //   npm run reconcile                               all instruments, the sandbox of config (SANDBOX_PUBLIC_URL)
 //   npm run reconcile -- --customer cust-1001       one customer's instruments
@@ -8,6 +9,8 @@
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { config } from '../config';
+import { LedgerStore } from '../store/ledger';
+import { openLedgerDb } from '../store/db';
 import { formatReport, reconcileUntilSettled, SandboxLedger } from './lib/reconcile';
 
 const USAGE = `usage: npm run reconcile -- [options]
@@ -17,6 +20,8 @@ const USAGE = `usage: npm run reconcile -- [options]
   --query EXPR          extra visibility filter, ANDed
   --orphans all|listed  'all': every FPS money transaction must belong to a listed instrument
                         (default: all without a filter, listed with one)
+  --ledger-url URL      the record; default LEDGER_DATABASE_URL (${config().ledger.url})
+  --without-record      two-way only: workflows and FPS
   --wait MS             re-run for up to MS while only transient findings remain (default 0)
   --json                print the report as JSON
 Temporal: TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE (default the local dev server).
@@ -30,6 +35,8 @@ async function main(): Promise<number> {
       'task-queue': { type: 'string' },
       query: { type: 'string' },
       orphans: { type: 'string' },
+      'ledger-url': { type: 'string' },
+      'without-record': { type: 'boolean', default: false },
       wait: { type: 'string', default: '0' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -52,11 +59,15 @@ async function main(): Promise<number> {
     tls: cfg.temporal.tls || undefined,
     apiKey: cfg.temporal.apiKey || undefined,
   });
+  const store = values['without-record']
+    ? undefined
+    : new LedgerStore(await openLedgerDb(values['ledger-url'] ?? cfg.ledger.url));
   try {
     const client = new Client({ connection, namespace: cfg.temporal.namespace });
     const report = await reconcileUntilSettled({
       client,
       ledger: new SandboxLedger(values['sandbox-url'] ?? cfg.sandbox.publicUrl),
+      store,
       customerId: values.customer,
       taskQueue: values['task-queue'],
       query: values.query,
@@ -69,6 +80,7 @@ async function main(): Promise<number> {
     process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatReport(report)}\n`);
     return report.ok ? 0 : 1;
   } finally {
+    await store?.close();
     await connection.close();
   }
 }

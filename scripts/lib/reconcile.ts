@@ -12,6 +12,9 @@
 // docs/guarantees.md), and orphans from GetAccountActivity over the run's date range, matched by the
 // `<instrumentId>:` prefix of each CallerReference.
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
+import { isFinalRecordedStatus, type LedgerStore } from '../../store/ledger';
+import type { OperationRow } from '../../store/schema';
+import { instrumentStatement } from '../../store/statement';
 import {
   INSTRUMENT_WORKFLOW_TYPE,
   instrumentIdFromWorkflowId,
@@ -196,7 +199,19 @@ export type DiscrepancyKind =
   | 'balance_mismatch'
   | 'purchase_count_mismatch'
   /** The workflow's state could not be read (failed/terminated run, no worker for a query). */
-  | 'workflow_unreadable';
+  | 'workflow_unreadable'
+  /** The record (store/) has no row for an FPS transaction of this instrument. */
+  | 'unrecorded_in_store'
+  /** A recorded row and its FPS transaction disagree on status, amount or transaction id. */
+  | 'store_mismatch'
+  /** Pending in the record but final at FPS, or the other way round (a resolution not yet written). */
+  | 'store_pending_mismatch'
+  /** A final recorded row (Success, Failure, Cancelled) whose CallerReference FPS has no transaction for. */
+  | 'recorded_without_fps_transaction'
+  /** The record's totals (approved purchases, balance or debt by store/statement.ts) disagree with the workflow's. */
+  | 'store_totals_mismatch'
+  /** A row the workflow has not acknowledged counting (counted_at, where the schema has it) for over a minute. */
+  | 'uncounted_record';
 
 export interface Discrepancy {
   kind: DiscrepancyKind;
@@ -209,7 +224,14 @@ export interface Discrepancy {
 }
 
 /** Kinds that a workflow still working on an operation resolves by itself (wait and run again). */
-export const TRANSIENT_KINDS: ReadonlySet<DiscrepancyKind> = new Set(['pending_mismatch', 'unresolved_operation']);
+export const TRANSIENT_KINDS: ReadonlySet<DiscrepancyKind> = new Set([
+  'pending_mismatch',
+  'unresolved_operation',
+  'store_pending_mismatch',
+]);
+
+/** A recorded row not counted by its workflow for this long is a finding, not a crash's moment. */
+export const UNCOUNTED_GRACE_MS = 60_000;
 
 export interface TypeCounts {
   instruments: number;
@@ -238,6 +260,8 @@ export interface ReconcileReport {
 export interface ReconcileOptions {
   client: Client;
   ledger: LedgerSource;
+  /** The record (ledger store): when given, reconciliation is three-way. */
+  store?: LedgerStore;
   /** Only this customer's instruments. */
   customerId?: string;
   /** Only workflows on this task queue. */
@@ -594,6 +618,109 @@ async function reconcileInstrument(
   }
 }
 
+/** Operations whose CallerReference goes to FPS (capture and void act on the reservation's transaction). */
+const RECORDED_AT_FPS = new Set(['purchase', 'reserve', 'refund', 'fund', 'settle', 'writeOff']);
+
+/**
+ * The record against FPS and the workflow: every FPS transaction of the instrument has a row with
+ * its status, amount and id; every final row sent to FPS is there; and, when nothing is open, the
+ * record's approved purchases and balance or debt equal the workflow snapshot's.
+ */
+async function reconcileRecord(
+  view: InstrumentView,
+  store: LedgerStore,
+  ledgerByRef: Map<string, LedgerTransaction[]> | undefined,
+  ledgerByInstrument: Map<string, LedgerTransaction[]> | undefined,
+  ledger: LedgerSource,
+  findings: Findings,
+  counts: TypeCounts,
+): Promise<void> {
+  const s = view.snapshot!;
+  const base = { instrumentId: view.instrumentId, workflowId: view.workflowId, instrumentType: s.type };
+  const add = (kind: DiscrepancyKind, detail: string, extra: Partial<Discrepancy> = {}) => {
+    counts.discrepancies++;
+    findings.add({ kind, ...base, ...extra, detail });
+  };
+  const rows = await store.operationsBetween({ instrumentId: view.instrumentId });
+  const rowByRef = new Map(rows.map((r) => [r.caller_reference, r]));
+  const fpsOf = async (ref: string) =>
+    ledgerByRef ? (ledgerByRef.get(ref) ?? []) : await ledger.byCallerReference(ref);
+  const mine =
+    ledgerByInstrument?.get(view.instrumentId) ??
+    (
+      await Promise.all(rows.filter((r) => RECORDED_AT_FPS.has(r.operation)).map((r) => fpsOf(r.caller_reference)))
+    ).flat();
+
+  for (const t of mine) {
+    const extra = { callerReference: t.callerReference, transactionId: t.id };
+    const row = rowByRef.get(t.callerReference);
+    if (!row) {
+      add('unrecorded_in_store', `FPS ${t.operation} ${t.id} ${t.status} of ${t.amount} has no recorded row`, extra);
+      continue;
+    }
+    // A recorded reservation stays Reserved; FPS moves it to Success (captured) or Cancelled (voided).
+    const heldReservation = row.operation === 'reserve' && row.status === 'Reserved';
+    if (row.status !== t.status && !(heldReservation && (t.status === 'Success' || t.status === 'Cancelled'))) {
+      add(
+        row.status === 'Pending' || t.status === 'Pending' ? 'store_pending_mismatch' : 'store_mismatch',
+        `${row.operation} ${row.operation_id}: recorded ${row.status}, FPS ${t.status}`,
+        extra,
+      );
+    }
+    if (row.amount !== t.amount)
+      add(
+        'store_mismatch',
+        `${row.operation} ${row.operation_id}: recorded amount ${row.amount}, FPS ${t.amount}`,
+        extra,
+      );
+    if (row.transaction_id && row.transaction_id !== t.id)
+      add(
+        'store_mismatch',
+        `${row.operation} ${row.operation_id}: recorded transaction ${row.transaction_id}, FPS ${t.id}`,
+        extra,
+      );
+  }
+  const atFps = new Set(mine.map((t) => t.callerReference));
+  const now = Date.now();
+  for (const row of rows) {
+    const extra = { callerReference: row.caller_reference, transactionId: row.transaction_id ?? undefined };
+    if (RECORDED_AT_FPS.has(row.operation) && row.status !== 'Declined' && isFinalRecordedStatus(row.status)) {
+      if (!atFps.has(row.caller_reference) && (await fpsOf(row.caller_reference)).length === 0)
+        add(
+          'recorded_without_fps_transaction',
+          `${row.operation} ${row.operation_id} recorded ${row.status} of ${row.amount}; FPS has no transaction`,
+          extra,
+        );
+    }
+    // Migration 004's column, where present: set once the workflow counted the row.
+    const countedAt = (row as OperationRow & { counted_at?: number | null }).counted_at;
+    if (countedAt === null && now - row.updated_at > UNCOUNTED_GRACE_MS && isFinalRecordedStatus(row.status))
+      add(
+        'uncounted_record',
+        `${row.operation} ${row.operation_id} recorded ${row.status} ${Math.round((now - row.updated_at) / 1000)} s ago; the workflow has not counted it`,
+        extra,
+      );
+  }
+
+  // Totals, when nothing is open on any side.
+  const open =
+    s.pending.length > 0 || rows.some((r) => r.status === 'Pending') || mine.some((t) => t.status === 'Pending');
+  if (open || (s.type !== 'prepaid' && s.type !== 'postpaid')) return;
+  const approved = rows.filter((r) => r.operation === 'purchase' && r.status === 'Success');
+  if (approved.length !== s.purchasesApproved)
+    add(
+      'store_totals_mismatch',
+      `workflow counts ${s.purchasesApproved} approved purchases; the record has ${approved.length} (sum ${approved.reduce((n, r) => n + r.amount, 0)})`,
+    );
+  const statement = await instrumentStatement(store, view.instrumentId, s.type);
+  const workflowFigure = s.type === 'prepaid' ? s.balance : s.debt;
+  if (workflowFigure !== undefined && statement.closing !== workflowFigure)
+    add(
+      'store_totals_mismatch',
+      `${s.type === 'prepaid' ? 'balance' : 'debt'}: workflow ${workflowFigure}, the record's statement ${statement.closing} (refunds ${statement.totals.refund ?? 0})`,
+    );
+}
+
 const emptyCounts = (): TypeCounts => ({
   instruments: 0,
   running: 0,
@@ -663,6 +790,8 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRep
       continue;
     }
     await reconcileInstrument(view, options.ledger, byRef, byInstrument, findings, counts);
+    if (options.store)
+      await reconcileRecord(view, options.store, byRef, byInstrument, options.ledger, findings, counts);
   }
   const truncated = Object.values(byType).reduce((n, c) => n + c.truncated, 0);
   if (truncated > 0) {
@@ -692,6 +821,7 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRep
   if (orphans === 'listed') notes.push('orphan check limited to the listed instruments (a filter was given)');
 
   const discrepancies = findings.list;
+  if (options.store) notes.push(`three-way: the record at ${options.store.ledger.describe} was compared too`);
   return {
     startedAt: new Date(started).toISOString(),
     ms: Date.now() - started,

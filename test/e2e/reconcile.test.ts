@@ -8,6 +8,8 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { config } from '../../config';
 import { FpsClient } from '../../fps/client';
+import { openLedgerDb } from '../../store/db';
+import { LedgerStore } from '../../store/ledger';
 import { formatReport, reconcile, reconcileUntilSettled, SandboxLedger } from '../../scripts/lib/reconcile';
 import { activeInstrument, call, getStack, sandboxAdmin, until, type Stack } from '../api/stack';
 
@@ -18,11 +20,14 @@ describe('reconciliation (scripts/lib/reconcile.ts, npm run reconcile)', functio
   let fps: FpsClient;
   let x: { instrumentId: string };
   let z: { instrumentId: string };
+  let store: LedgerStore;
 
   before(async function () {
     this.timeout(90_000);
     stack = await getStack();
     ledger = new SandboxLedger(stack.sandboxUrl);
+    // The record the stack's API and worker write (SQLite, shared by the processes).
+    store = new LedgerStore(await openLedgerDb(stack.env.LEDGER_DATABASE_URL));
     const { accessKeyId, secretKey } = config().fps;
     fps = new FpsClient({ endpoint: `${stack.sandboxUrl}/`, accessKeyId, secretKey });
     const prepaid = { type: 'prepaid', fundingAmount: '30.00', currency: 'USD' };
@@ -43,10 +48,15 @@ describe('reconciliation (scripts/lib/reconcile.ts, npm run reconcile)', functio
     );
   });
 
-  it('every instrument of the run so far reconciles with the FPS ledger', async () => {
+  after(async () => {
+    await store?.close();
+  });
+
+  it('every instrument of the run so far reconciles three ways: workflows, the record and the FPS ledger', async () => {
     const report = await reconcileUntilSettled({
       client: stack.client,
       ledger,
+      store,
       taskQueue: stack.taskQueue,
       orphans: 'all',
       waitMs: 20_000,
@@ -54,6 +64,73 @@ describe('reconciliation (scripts/lib/reconcile.ts, npm run reconcile)', functio
     console.log(formatReport(report).replace(/^/gm, '      '));
     assert.ok(report.byType.prepaid.instruments >= 2);
     assert.deepEqual(report.discrepancies, []);
+    assert.ok(report.notes.some((n) => n.startsWith('three-way')));
+  });
+
+  it('reports a row removed from or altered in the record, with instrument, CallerReference and kind', async () => {
+    const zRef = `${z.instrumentId}:pay:z-1`;
+    const xRef = `${x.instrumentId}:fund:wf:initial`;
+    const zRow = (await store.operationByCallerReference(zRef))!;
+    const xRow = (await store.operationByCallerReference(xRef))!;
+    assert.equal(zRow.status, 'Success');
+    await store.db.deleteFrom('operations').where('caller_reference', '=', zRef).execute();
+    await store.db
+      .updateTable('operations')
+      .set({ amount: xRow.amount + 1 })
+      .where('caller_reference', '=', xRef)
+      .execute();
+    try {
+      const report = await reconcile({
+        client: stack.client,
+        ledger,
+        store,
+        taskQueue: stack.taskQueue,
+        orphans: 'all',
+      });
+      const text = formatReport(report);
+      assert.ok(
+        report.discrepancies.some(
+          (d) => d.kind === 'unrecorded_in_store' && d.instrumentId === z.instrumentId && d.callerReference === zRef,
+        ),
+        text,
+      );
+      assert.ok(
+        report.discrepancies.some(
+          (d) =>
+            d.kind === 'store_totals_mismatch' &&
+            d.instrumentId === z.instrumentId &&
+            /approved purchases/.test(d.detail),
+        ),
+        text,
+      );
+      assert.ok(
+        report.discrepancies.some(
+          (d) => d.kind === 'store_mismatch' && d.instrumentId === x.instrumentId && d.callerReference === xRef,
+        ),
+        text,
+      );
+      assert.ok(
+        report.discrepancies.some(
+          (d) => d.kind === 'store_totals_mismatch' && d.instrumentId === x.instrumentId && /balance/.test(d.detail),
+        ),
+        text,
+      );
+      // Nothing else: the workflows and FPS still agree with each other.
+      assert.deepEqual(
+        [...new Set(report.discrepancies.map((d) => d.kind))].sort(),
+        ['store_mismatch', 'store_totals_mismatch', 'unrecorded_in_store'],
+        text,
+      );
+    } finally {
+      await store.db.insertInto('operations').values(zRow).execute();
+      await store.db
+        .updateTable('operations')
+        .set({ amount: xRow.amount })
+        .where('caller_reference', '=', xRef)
+        .execute();
+    }
+    const again = await reconcile({ client: stack.client, ledger, store, taskQueue: stack.taskQueue, orphans: 'all' });
+    assert.deepEqual(again.discrepancies, [], 'restored, it reconciles again');
   });
 
   it('reports money moved behind the workflows’ backs, with instrument, CallerReference and transaction id', async () => {
@@ -134,6 +211,7 @@ describe('reconciliation (scripts/lib/reconcile.ts, npm run reconcile)', functio
             ...process.env,
             TEMPORAL_ADDRESS: stack.env.TEMPORAL_ADDRESS,
             TEMPORAL_NAMESPACE: stack.env.TEMPORAL_NAMESPACE,
+            LEDGER_DATABASE_URL: stack.env.LEDGER_DATABASE_URL,
           },
           encoding: 'utf8',
           timeout: 60_000,
