@@ -114,7 +114,14 @@ export function planServices(input: PlanInput): ServicePlan[] {
     composeService: 'worker',
     npmScript: 'worker',
     script: 'worker/main.ts',
-    env: { ...common, FPS_ENDPOINT: `${sandboxUrl}/`, LEDGER_DATABASE_URL: input.ledgerUrl },
+    env: {
+      ...common,
+      FPS_ENDPOINT: `${sandboxUrl}/`,
+      LEDGER_DATABASE_URL: input.ledgerUrl,
+      // Several workers on one machine: each takes a free port for its /metrics (logged at start).
+      WORKER_METRICS_HOST: local,
+      WORKER_METRICS_PORT: '0',
+    },
     readyLine: 'worker started',
     graceMs: 15_000,
   }));
