@@ -43,6 +43,7 @@ export function toRecordedOperation(row: OperationRow): RecordedOperation {
     description: row.description ?? undefined,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+    counted: row.counted_at !== null,
   };
 }
 
@@ -112,6 +113,9 @@ export function createRecordActivities(store: LedgerStore): RecordActivities & {
     async emitInstrumentEvent(input) {
       await store.appendEvent(input);
     },
+    async acknowledgeCounted({ instrumentId, operations }) {
+      return store.markCounted(instrumentId, operations);
+    },
     /** An IPN's outcome for a recorded operation (the workflow calls it when a signal resolves one). */
     async resolveRecordedOperation({ callerReference, status }) {
       await store.resolveOperation(callerReference, status, eventsFor);
@@ -123,4 +127,5 @@ export function createRecordActivities(store: LedgerStore): RecordActivities & {
 export const unrecordedActivities: RecordActivities = {
   findRecordedOperation: async () => null,
   emitInstrumentEvent: async () => undefined,
+  acknowledgeCounted: async () => 0,
 };

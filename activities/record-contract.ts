@@ -51,6 +51,18 @@ export interface RecordedOperation {
   description?: string;
   createdAt: number;
   updatedAt: number;
+  /**
+   * Whether the workflow has acknowledged counting it. A row written by an activity whose workflow
+   * task was then lost is not counted: the workflow never applied it, so it runs the operation again
+   * with the same CallerReference (FPS answers the same transaction) instead of answering from it.
+   */
+  counted: boolean;
+}
+
+/** One operation the workflow acknowledges counting. */
+export interface CountedOperation {
+  operation: RecordedOperationKind;
+  operationId: string;
 }
 
 /** Lifecycle events the workflow decides (money events are written by the money activities). */
@@ -75,7 +87,7 @@ export interface InstrumentEventInput {
   data: Record<string, unknown>;
 }
 
-/** Activities the record adds. Both are idempotent and safe as local activities. */
+/** Activities the record adds, all idempotent. */
 export interface RecordActivities {
   /** The record's row for an operation of this instrument, or null (used when the workflow's in-run window misses). */
   findRecordedOperation(input: {
@@ -85,4 +97,10 @@ export interface RecordActivities {
   }): Promise<RecordedOperation | null>;
   /** Appends a lifecycle event to the outbox, once per (instrumentId, eventKey). */
   emitInstrumentEvent(input: InstrumentEventInput): Promise<void>;
+  /**
+   * Marks rows the workflow's durable state counts. A scheduled activity, never a local one: its
+   * command is committed with the workflow task that counted the operations, so it cannot run for
+   * a task that was lost. Idempotent.
+   */
+  acknowledgeCounted(input: { instrumentId: string; operations: CountedOperation[] }): Promise<number>;
 }

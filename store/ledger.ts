@@ -8,7 +8,7 @@ import type { LedgerDb } from './db';
 import type { EventRow, LedgerDatabase, OperationRow, OperationsTable } from './schema';
 import { beforeEventInsert, fanOutEvent } from './webhooks';
 
-export type OperationWrite = Omit<OperationsTable, 'created_at' | 'updated_at' | 'refunded_amount'> & {
+export type OperationWrite = Omit<OperationsTable, 'created_at' | 'updated_at' | 'refunded_amount' | 'counted_at'> & {
   refunded_amount?: number;
 };
 
@@ -94,6 +94,34 @@ export class LedgerStore {
       .where('operation', '=', operation)
       .where('operation_id', '=', operationId)
       .executeTakeFirst();
+  }
+
+  /**
+   * The workflow's acknowledgement that its durable state counts these operations of one instrument
+   * (see migration 004): sets counted_at where it is still null. Returns how many rows it marked.
+   */
+  async markCounted(
+    instrumentId: string,
+    operations: ReadonlyArray<{ operation: string; operationId: string }>,
+  ): Promise<number> {
+    if (operations.length === 0) return 0;
+    const at = this.now();
+    const byKind = new Map<string, string[]>();
+    for (const { operation, operationId } of operations)
+      byKind.set(operation, [...(byKind.get(operation) ?? []), operationId]);
+    let marked = 0;
+    for (const [operation, ids] of byKind) {
+      const result = await this.db
+        .updateTable('operations')
+        .set({ counted_at: at })
+        .where('instrument_id', '=', instrumentId)
+        .where('operation', '=', operation)
+        .where('operation_id', 'in', ids)
+        .where('counted_at', 'is', null)
+        .executeTakeFirst();
+      marked += Number(result.numUpdatedRows);
+    }
+    return marked;
   }
 
   /** The refunds recorded against a purchase (or capture), oldest first. */

@@ -36,7 +36,7 @@ export function moneyEventType(operation: string, status: string): string | unde
 }
 
 /** The API's rendering of a recorded operation (decimal strings at the wire). */
-export function operationData(row: OperationRow): Record<string, unknown> {
+export function operationData(row: Omit<OperationRow, 'counted_at'>): Record<string, unknown> {
   return {
     id: row.operation_id,
     operation: row.operation,
@@ -51,7 +51,7 @@ export function operationData(row: OperationRow): Record<string, unknown> {
   };
 }
 
-export function eventsFor(row: OperationRow): EventWrite[] {
+export function eventsFor(row: Omit<OperationRow, 'counted_at'>): EventWrite[] {
   const type = moneyEventType(row.operation, row.status);
   if (!type) return [];
   return [

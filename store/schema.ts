@@ -25,6 +25,8 @@ export interface OperationsTable {
   opened_by: string | null;
   created_at: number;
   updated_at: number;
+  /** When the workflow acknowledged counting this operation (null: not yet, or never: a lost workflow task). */
+  counted_at: number | null;
 }
 
 export interface CallbacksTable {

@@ -104,6 +104,13 @@ const INITIAL_FUNDING_ID = `${OWN_ID_PREFIX}initial`;
 const FPS_CALL_TIMEOUT = '15s';
 /** Marks the workflow code that asks the record about ids beyond the window (for replaying older histories). */
 const RECORD_LOOKUP_PATCH = 'record-lookup-beyond-window';
+/**
+ * Marks the workflow code that acknowledges the record's rows as counted before it forgets their
+ * ids, and trusts only counted rows beyond its window (activities/record-contract.ts, migration 004).
+ */
+const COUNTED_ACK_PATCH = 'record-counted-acknowledgement';
+/** Acknowledgements go in batches of about a tenth of the window (at most 100 ids per activity). */
+const ackBatchSize = (processedIdLimit: number) => Math.min(100, Math.max(1, Math.floor(processedIdLimit / 10)));
 
 /** What one FPS call told us. */
 type FpsAnswer =
@@ -222,6 +229,12 @@ class Instrument {
   readonly remote: ReturnType<typeof proxyActivities<FpsActivities>>;
   readonly statusReader: ReturnType<typeof proxyActivities<FpsActivities>>;
   readonly record: ReturnType<typeof proxyLocalActivities<RecordActivities>>;
+  /** The record's acknowledgements: scheduled, so they run only once the task that counted is durable. */
+  readonly recordAck: ReturnType<typeof proxyActivities<RecordActivities>>;
+  /** An acknowledgement activity is running (continue-as-new waits for it). */
+  acknowledging = false;
+  /** Recorded rows the workflow never counted, found beyond the window and being run again, by ref. */
+  readonly rerunning = new Map<string, RecordedOperation>();
 
   constructor(arg: InstrumentInput | ContinuedState) {
     if (isContinuedState(arg)) {
@@ -297,6 +310,10 @@ class Instrument {
       startToCloseTimeout: '10s',
       retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s' },
       localRetryThreshold: 0,
+    });
+    this.recordAck = proxyActivities<RecordActivities>({
+      startToCloseTimeout: '10s',
+      retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
     });
   }
 
@@ -468,7 +485,11 @@ class Instrument {
         const recorded = await this.recordedResult(ref, amount);
         if (recorded) return recorded;
       }
-      return body();
+      try {
+        return await body();
+      } finally {
+        this.rerunning.delete(ref);
+      }
     });
     this.inFlight.set(ref, { amount, result });
     const forget = () => this.inFlight.delete(ref);
@@ -517,7 +538,10 @@ class Instrument {
     }
   }
 
-  /** The record's row for `ref`, if any (undefined when replaying a history from before the lookup existed). */
+  /**
+   * The record's row for `ref`, if any (undefined when replaying a history from before the lookup
+   * existed). It may be one the workflow never counted (`counted` false): see `countedRow`.
+   */
   async findRecorded(ref: string): Promise<RecordedOperation | undefined> {
     if (!patched(RECORD_LOOKUP_PATCH)) return undefined;
     const { operation, id } = splitRef(ref);
@@ -539,8 +563,21 @@ class Instrument {
     if (amount !== undefined && amount !== row.amount) {
       throw rejection(UpdateRejection.DuplicateId, `${operation} id ${id} was already used with amount ${row.amount}`);
     }
+    if (!this.countedRow(row)) {
+      // Its activity recorded it, but the workflow task that applied the answer was lost: this
+      // workflow never counted it. Run it again: the same CallerReference makes FPS answer the same
+      // transaction, and this time it is counted.
+      log.warn('recorded operation was never counted: running it again', {
+        instrumentId: this.id,
+        ref,
+        transactionId: row.transactionId,
+        status: row.status,
+      });
+      this.rerunning.set(ref, row);
+      return undefined;
+    }
     const entry = this.entryFromRecord(ref, row);
-    this.remember(entry);
+    this.remember(entry, true);
     log.info('operation answered from the record', {
       instrumentId: this.id,
       ref,
@@ -548,6 +585,11 @@ class Instrument {
       status: row.status,
     });
     return this.resultOf(entry);
+  }
+
+  /** Whether the workflow may answer from `row`: counted ones only (all, in histories from before acknowledgements). */
+  countedRow(row: RecordedOperation): boolean {
+    return row.counted || !patched(COUNTED_ACK_PATCH);
   }
 
   /** A processed entry for a recorded operation (its outcome as its verdict had it). */
@@ -845,7 +887,15 @@ class Instrument {
     if (this.mayBeRecorded(purchaseRef)) {
       // A purchase older than the window: the record knows it (and what was refunded of it).
       const row = await this.findRecorded(purchaseRef);
-      if (row) this.remember(this.entryFromRecord(purchaseRef, row));
+      if (row && this.countedRow(row)) {
+        const entry = this.entryFromRecord(purchaseRef, row);
+        // The record's refunded amount includes this refund if it is being run again (recorded,
+        // never counted): FPS will answer it with the same refund, so it is still refundable here.
+        const again = this.rerunning.get(ref);
+        if (again?.status === 'Success' && again.parentOperationId === req.purchaseId && entry.f)
+          entry.f = Math.max(0, entry.f - again.amount) || undefined;
+        this.remember(entry, true);
+      }
     }
     const { event, purchase } = this.refundEvent(ref, req.purchaseId, req.amount);
     this.requireAllowed(event, 'refund');
@@ -1166,13 +1216,71 @@ class Instrument {
     return this.resultOf(entry);
   }
 
-  /** Keeps an answer for duplicates; the oldest beyond settings.processedIdLimit are dropped (the record keeps them). */
-  remember(entry: ProcessedEntry): void {
+  /**
+   * Keeps an answer for duplicates. The oldest beyond settings.processedIdLimit are dropped (the
+   * record keeps them), each only once the record has acknowledged it as counted. `counted`: the
+   * answer came from a counted row of the record.
+   */
+  remember(entry: ProcessedEntry, counted = false): void {
+    if (!counted && patched(COUNTED_ACK_PATCH)) entry.u = 1;
     this.processed.set(entry.r, entry);
+    this.forgetAcknowledged();
+    this.acknowledgeOldest();
+  }
+
+  /** Drops the oldest answers beyond the window, stopping at the first one not yet acknowledged. */
+  forgetAcknowledged(): void {
     while (this.processed.size > this.settings.processedIdLimit) {
-      this.processed.delete(this.processed.keys().next().value!);
+      const oldest = this.processed.values().next().value!;
+      if (oldest.u) return;
+      this.processed.delete(oldest.r);
       this.counters.forgotten = (this.counters.forgotten ?? 0) + 1;
     }
+  }
+
+  /**
+   * Once a batch of answers waits beyond the window, acknowledges them (and the next batch, so the
+   * following ones leave without waiting) to the record in one scheduled activity.
+   */
+  acknowledgeOldest(): void {
+    const limit = this.settings.processedIdLimit;
+    const batch = ackBatchSize(limit);
+    const overflow = this.processed.size - limit;
+    if (this.acknowledging || overflow < batch) return;
+    const entries: ProcessedEntry[] = [];
+    let seen = 0;
+    for (const entry of this.processed.values()) {
+      if (seen++ >= overflow + batch) break;
+      if (entry.u) entries.push(entry);
+    }
+    if (entries.length > 0) void this.acknowledge(entries);
+  }
+
+  /** Tells the record these answers are counted, then forgets what the window no longer holds. */
+  async acknowledge(entries: ProcessedEntry[]): Promise<void> {
+    this.acknowledging = true;
+    try {
+      const operations = entries.map((entry) => {
+        const { operation, id } = splitRef(entry.r);
+        return { operation: operation as RecordedOperation['operation'], operationId: id };
+      });
+      await this.recordAck.acknowledgeCounted.executeWithOptions(
+        { summary: `record: ${operations.length} operation(s) counted` },
+        [{ instrumentId: this.id, operations }],
+      );
+      for (const entry of entries) delete entry.u;
+    } finally {
+      this.acknowledging = false;
+    }
+    this.forgetAcknowledged();
+    this.acknowledgeOldest();
+  }
+
+  /** Before the workflow completes: every answer still unacknowledged, in batches of 500. */
+  async acknowledgeAll(): Promise<void> {
+    await condition(() => !this.acknowledging);
+    const waiting = [...this.processed.values()].filter((entry) => entry.u);
+    for (let i = 0; i < waiting.length; i += 500) await this.acknowledge(waiting.slice(i, i + 500));
   }
 
   fillEntry(entry: ProcessedEntry, op: OpenOperation): void {
@@ -1422,6 +1530,7 @@ class Instrument {
     this.publishStart();
     this.refresh();
     for (const op of this.open.values()) this.ensureResolver(op);
+    this.acknowledgeOldest(); // answers carried over from the previous run, waiting beyond the window
     for (;;) {
       const work = this.dueWork(true);
       if (work) {
@@ -1431,11 +1540,15 @@ class Instrument {
       }
       if (this.finished()) {
         await condition(allHandlersFinished);
+        if (!this.finished()) continue;
+        await this.acknowledgeAll();
         if (this.finished()) return this.describe();
         continue;
       }
       if (this.shouldContinueAsNew()) {
-        await condition(() => allHandlersFinished() && !this.lock.busy && this.resolverCalls === 0);
+        await condition(
+          () => allHandlersFinished() && !this.lock.busy && this.resolverCalls === 0 && !this.acknowledging,
+        );
         return this.continueAsNew();
       }
       const deadline = this.nextTimerAt();

@@ -58,6 +58,11 @@ export interface ProcessedEntry {
   f?: number;
   /** instrument state after the operation */
   st: string;
+  /**
+   * Set while the record's row is not yet acknowledged as counted (the workflow answered it, the
+   * record does not know that yet): such an entry is never forgotten before its acknowledgement.
+   */
+  u?: 1;
 }
 
 export interface Counters {

@@ -10,6 +10,7 @@ import { sql, type Kysely } from 'kysely';
 import { startPostgres, type PostgresCluster } from '../../scripts/lib/postgres';
 import { openLedgerDb, type LedgerDb } from '../../store/db';
 import * as webhooks003 from '../../store/migrations/003_webhooks';
+import * as counted004 from '../../store/migrations/004_counted';
 import { decodeCursor, encodeCursor, LedgerStore, type OperationWrite } from '../../store/ledger';
 import { eventsFor } from '../../store/operation-events';
 import type { OperationRow } from '../../store/schema';
@@ -158,6 +159,8 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
       // A database as 001 left it: migrated, then the later migrations taken back out.
       const { db } = await openLedgerDb(earlier);
       try {
+        await counted004.down(db as unknown as Kysely<unknown>);
+        await sql`delete from kysely_migration where name = '004_counted'`.execute(db);
         await webhooks003.down(db as unknown as Kysely<unknown>);
         await sql`delete from kysely_migration where name = '003_webhooks'`.execute(db);
         await db.schema.dropTable('event_sequences').execute();
@@ -168,11 +171,18 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
             db,
           );
         }
+        await sql`insert into operations (caller_reference, instrument_id, customer_id, instrument_type, operation,
+            operation_id, amount, currency, status, created_at, updated_at)
+          values ('inst-old:pay:p1', 'inst-old', 'c', 'prepaid', 'purchase', 'p1', 100, 'USD', 'Success', ${T0}, ${T0})`.execute(
+          db,
+        );
       } finally {
         await db.destroy();
       }
       const migrated = new LedgerStore(await openLedgerDb(earlier), () => now);
       try {
+        const old = await migrated.operation('inst-old', 'purchase', 'p1');
+        assert.equal(old?.counted_at, T0, 'rows from before 004 were counted by the workflows that wrote them');
         await migrated.appendEvent({
           type: 'custom',
           instrumentId: 'inst-old',
@@ -225,6 +235,25 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
       assert.equal(event.created_at, T0 + 123);
       const [line] = (await instrumentStatement(store, 'inst-bigint', 'prepaid')).lines;
       assert.equal(line.running, amount);
+    });
+
+    it('markCounted: new rows are uncounted; it marks the named operations of one instrument, once', async () => {
+      now = T0 + 10;
+      for (const id of ['a', 'b', 'c']) await record(store, operationRow('inst-count', 'purchase', id));
+      await record(store, operationRow('inst-count-other', 'purchase', 'a'));
+      assert.equal((await store.operation('inst-count', 'purchase', 'a'))?.counted_at, null);
+      now = T0 + 11;
+      const marked = await store.markCounted('inst-count', [
+        { operation: 'purchase', operationId: 'a' },
+        { operation: 'purchase', operationId: 'b' },
+        { operation: 'refund', operationId: 'c' },
+      ]);
+      assert.equal(marked, 2, 'a and b (c is a purchase, not a refund)');
+      now = T0 + 12;
+      assert.equal(await store.markCounted('inst-count', [{ operation: 'purchase', operationId: 'a' }]), 0);
+      assert.equal((await store.operation('inst-count', 'purchase', 'a'))?.counted_at, T0 + 11, 'the first mark stays');
+      assert.equal((await store.operation('inst-count', 'purchase', 'c'))?.counted_at, null);
+      assert.equal((await store.operation('inst-count-other', 'purchase', 'a'))?.counted_at, null, 'other instrument');
     });
 
     it('upsert by CallerReference: two writes are one row, Pending advances to Success', async () => {

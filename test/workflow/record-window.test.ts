@@ -4,17 +4,22 @@
 // any id it no longer remembers: a recorded one is answered with its original result, nothing is
 // counted, and refunds of purchases older than the window work within what is refundable.
 import assert from 'node:assert/strict';
+import { withRecord } from '../../activities/record-activities';
+import { callerReferenceFor } from '../../fps/caller-reference';
 import {
+  closeUpdate,
   fundUpdate,
   purchaseUpdate,
   refundUpdate,
   UpdateRejection,
+  type InstrumentSettings,
   type OperationResult,
 } from '../../workflows/messages';
 import {
   authorize,
   expectRejection,
   FAST,
+  sandboxActivities,
   snapshotOf,
   startInstrument,
   startInstrumentWorker,
@@ -49,12 +54,20 @@ describe('operations older than the window of processed ids (Temporal + worker +
       updateId: `${purchaseId}-${Math.random()}`,
     });
 
-  async function activePrepaid(fundingAmount: number) {
-    const started = await startInstrument(worker.taskQueue, { type: 'prepaid', fundingAmount, settings: WINDOW });
+  async function activePrepaid(fundingAmount: number, settings: InstrumentSettings = WINDOW) {
+    const started = await startInstrument(worker.taskQueue, { type: 'prepaid', fundingAmount, settings });
     const ret = await authorize(sandbox, started.handle, started.input);
     await waitForState(started.handle, 'active');
-    return { ...started, prepaidId: (ret as { tokens: { prepaidInstrumentId: string } }).tokens.prepaidInstrumentId };
+    const tokens = (ret as { tokens: { prepaidInstrumentId: string; prepaidSenderTokenId: string } }).tokens;
+    return { ...started, prepaidId: tokens.prepaidInstrumentId, senderTokenId: tokens.prepaidSenderTokenId };
   }
+
+  /** The recorded money activities, called as the workflow's local activity would call them. */
+  const recorded = () => withRecord(sandboxActivities(sandbox.url), worker.ledger);
+
+  /** A row's counted_at for one of the instrument's operations. */
+  const countedAt = async (instrumentId: string, operation: string, id: string) =>
+    (await worker.ledger.operation(instrumentId, operation, id))?.counted_at ?? null;
 
   /** Purchases #1..#n of 1.00 each; returns their results. */
   async function buyMany(handle: InstrumentHandle, n: number): Promise<OperationResult[]> {
@@ -123,5 +136,108 @@ describe('operations older than the window of processed ids (Temporal + worker +
     const [r2] = await sandbox.admin.transactions(`${input.instrumentId}:refund:r2`);
     assert.deepEqual([r1?.amount.amount, r2?.amount.amount], [40, 60], 'the two refunds at FPS');
     assert.equal((await sandbox.admin.transactions(`${input.instrumentId}:refund:r3`)).length, 0);
+  });
+
+  // What a lost workflow task leaves behind (a worker crash, a Temporal or database restart right
+  // after the local activity): FPS did it and the record has its row, but the workflow's durable
+  // state never counted it. Here the activity is called exactly as the workflow calls it, and the
+  // workflow never hears of it; the client then retries, as after a 504.
+  it('a purchase recorded by an activity whose workflow task was lost is counted when retried beyond the window', async () => {
+    const { handle, input, prepaidId, senderTokenId } = await activePrepaid(5_000);
+    await buyMany(handle, 8); // forgotten > 0: any new id is looked up in the record first
+    const callerReference = callerReferenceFor(input.instrumentId, 'pay', 'lost-1');
+    const charged = await recorded().pay({
+      instrumentId: input.instrumentId,
+      callerReference,
+      senderTokenId,
+      amount: { amount: 100, currency: 'USD' },
+      record: {
+        instrumentId: input.instrumentId,
+        customerId: input.customerId,
+        instrumentType: 'prepaid',
+        operation: 'purchase',
+        operationId: 'lost-1',
+        amount: 100,
+        currency: 'USD',
+        callerReference,
+      },
+    });
+    assert.equal(charged.transactionStatus, 'Success');
+    assert.equal(await countedAt(input.instrumentId, 'purchase', 'lost-1'), null, 'recorded, not counted');
+    const before = (await snapshotOf(handle)).balance!;
+    assert.equal((await sandbox.admin.prepaid(prepaidId)).balance.amount, before - 100, 'FPS moved it');
+
+    const retry = await buy(handle, 'lost-1', 100);
+    assert.equal(retry.outcome, 'approved');
+    assert.equal(retry.transactionId, charged.transactionId, 'FPS answered the same transaction');
+    const after = await snapshotOf(handle);
+    assert.equal(after.balance, before - 100, 'the workflow counted it, once');
+    assert.equal(after.purchasesApproved, 9);
+    assert.equal((await sandbox.admin.prepaid(prepaidId)).balance.amount, after.balance, 'FPS agrees');
+    assert.equal((await sandbox.admin.transactions(callerReference)).length, 1, 'one charge at FPS');
+
+    // Counted now: once it leaves the window again, a retry is answered from the record.
+    for (let i = 1; i <= 6; i++) await buy(handle, `later-${i}`, 10);
+    const deadline = Date.now() + 10_000;
+    while ((await countedAt(input.instrumentId, 'purchase', 'lost-1')) === null && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
+    assert.notEqual(await countedAt(input.instrumentId, 'purchase', 'lost-1'), null, 'acknowledged as counted');
+    const balance = (await snapshotOf(handle)).balance;
+    assert.equal((await buy(handle, 'lost-1', 100)).transactionId, charged.transactionId);
+    assert.equal((await snapshotOf(handle)).balance, balance, 'not counted again');
+  });
+
+  it('a refund of an old purchase recorded by a lost task is refunded in full when retried, not refused', async () => {
+    const { handle, input, prepaidId } = await activePrepaid(5_000);
+    const [p1] = await buyMany(handle, 8);
+    const callerReference = callerReferenceFor(input.instrumentId, 'refund', 'r-lost');
+    const refunded = await recorded().refund({
+      instrumentId: input.instrumentId,
+      callerReference,
+      transactionId: p1.transactionId!,
+      amount: { amount: 100, currency: 'USD' },
+      record: {
+        instrumentId: input.instrumentId,
+        customerId: input.customerId,
+        instrumentType: 'prepaid',
+        operation: 'refund',
+        operationId: 'r-lost',
+        amount: 100,
+        currency: 'USD',
+        parentOperationId: 'p1',
+        callerReference,
+      },
+    });
+    assert.equal(refunded.transactionStatus, 'Success');
+    const before = (await snapshotOf(handle)).balance!;
+
+    const retry = await handle.executeUpdate(refundUpdate, {
+      args: [{ refundId: 'r-lost', purchaseId: 'p1', amount: 100 }],
+    });
+    assert.equal(retry.outcome, 'approved', 'the record counted this refund already, the workflow had not');
+    assert.equal(retry.transactionId, refunded.transactionId);
+    assert.equal((await snapshotOf(handle)).balance, before + 100);
+    assert.equal((await sandbox.admin.prepaid(prepaidId)).balance.amount, before + 100, 'FPS agrees');
+    assert.equal((await sandbox.admin.transactions(callerReference)).length, 1, 'one refund at FPS');
+    await expectRejection(
+      () => handle.executeUpdate(refundUpdate, { args: [{ refundId: 'r-more', purchaseId: 'p1', amount: 1 }] }),
+      UpdateRejection.LimitExceeded,
+    );
+  });
+
+  it('the record learns what the workflow counted: ids leaving the window first, all of them when it completes', async () => {
+    const { handle, input } = await activePrepaid(5_000, { ...WINDOW, closedRetentionMs: 200 });
+    await buyMany(handle, 12);
+    const deadline = Date.now() + 10_000;
+    while ((await countedAt(input.instrumentId, 'purchase', 'p6')) === null && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
+    for (let i = 1; i <= 6; i++)
+      assert.notEqual(await countedAt(input.instrumentId, 'purchase', `p${i}`), null, `p${i} left the window`);
+    assert.equal(await countedAt(input.instrumentId, 'purchase', 'p12'), null, 'p12 is still in the window');
+
+    await handle.executeUpdate(closeUpdate, { args: [{ reason: 'test' }] });
+    await handle.result();
+    for (let i = 1; i <= 12; i++)
+      assert.notEqual(await countedAt(input.instrumentId, 'purchase', `p${i}`), null, `p${i} counted at completion`);
   });
 });
