@@ -7,6 +7,8 @@
 // carry UUID Idempotency-Keys, as merchants send them: the workflow remembers each purchase id
 // (up to settings.processedIdLimit) and carries them across continue-as-new.
 import { randomUUID } from 'node:crypto';
+import { statSync } from 'node:fs';
+import { parseLedgerUrl } from '../store/db';
 import { newId } from '../api/ids';
 import { workflowIdFor, type InstrumentInput } from '../workflows/messages';
 import {
@@ -119,6 +121,8 @@ export async function run(): Promise<BenchResult> {
       `${name}: ${purchases} purchases on one postpaid account (credit limit ${creditCents} cents, threshold settlement), ${clients} clients, at most ${maxSeconds} s`,
     );
     const latency = new Float64Array(purchases).fill(NaN);
+    /** Each approved purchase's key and original answer (transaction id), for the retries of old ones. */
+    const answered: Array<{ key: string; transactionId: string }> = [];
     // Other people's load on the machine during the first and the last window (they are minutes apart).
     const pids = {
       worker: stack.pids.worker,
@@ -146,13 +150,19 @@ export async function run(): Promise<BenchResult> {
           let status: string;
           try {
             // Idempotency keys as merchants send them (UUIDs): they become purchase ids, kept by the workflow.
+            const key = randomUUID();
             const r = await stack.api.request(
               'POST',
               `/instruments/${instrumentId}/purchases`,
               '{"amount":"0.01","currency":"USD"}',
-              { 'idempotency-key': randomUUID() },
+              { 'idempotency-key': key },
             );
             status = String(r.status);
+            if (r.status === 201)
+              answered[k] = {
+                key,
+                transactionId: String((JSON.parse(r.text) as { transactionId?: string }).transactionId),
+              };
             if (r.status !== 201 && (statuses[status] ?? 0) < 3)
               log(`${name}: purchase ${k}: HTTP ${r.status} ${r.text.slice(0, 300)}`);
           } catch (err) {
@@ -185,6 +195,126 @@ export async function run(): Promise<BenchResult> {
       const to = Math.floor(((b + 1) * done) / buckets);
       if (to > from) trend.push({ from: from + 1, to, latencyMs: distribution(slice(from, to)) });
     }
+
+    // The record at work: retries of old purchases (far beyond the workflow's processed-id window)
+    // answer their original result and move nothing; refunds of old purchases; the whole statement.
+    const old = answered.slice(0, Math.max(1, done - window)).filter(Boolean);
+    const retryCount = Math.min(old.length, setting('BENCH_OLD_ACCOUNT_RETRIES', 1_000, 20));
+    const refundCount = Math.min(old.length, setting('BENCH_OLD_ACCOUNT_REFUNDS', 100, 5));
+    const picks = [...old].sort(() => Math.random() - 0.5);
+    const beforeRetries = await snapshot(stack, instrumentId);
+    const retryLatency: number[] = [];
+    let retriesAnsweredOriginal = 0;
+    const retriesStarted = performance.now();
+    await pool(retryCount, clients, async (i) => {
+      const t0 = performance.now();
+      const r = await stack.api.request(
+        'POST',
+        `/instruments/${instrumentId}/purchases`,
+        '{"amount":"0.01","currency":"USD"}',
+        { 'idempotency-key': picks[i].key },
+      );
+      retryLatency.push(performance.now() - t0);
+      const body = r.status < 300 ? (JSON.parse(r.text) as { transactionId?: string; status?: string }) : {};
+      if (body.transactionId === picks[i].transactionId) retriesAnsweredOriginal++;
+      else log(`${name}: retry of ${picks[i].key}: HTTP ${r.status} ${r.text.slice(0, 200)}`);
+    });
+    const retrySeconds = (performance.now() - retriesStarted) / 1000;
+    const afterRetries = await snapshot(stack, instrumentId);
+    // Total charged, not debt: a threshold settlement still in flight may lower the debt meanwhile.
+    const unchanged =
+      afterRetries.totalCharged === beforeRetries.totalCharged &&
+      afterRetries.purchasesApproved === beforeRetries.purchasesApproved;
+    const refundLatency: number[] = [];
+    const refundStatuses: Record<string, number> = {};
+    const refundsStarted = performance.now();
+    await pool(refundCount, clients, async (i) => {
+      const purchase = picks[picks.length - 1 - i];
+      const t0 = performance.now();
+      const r = await stack.api.request(
+        'POST',
+        `/instruments/${instrumentId}/refunds`,
+        JSON.stringify({ purchaseId: purchase.key, amount: '0.01', currency: 'USD' }),
+        { 'idempotency-key': randomUUID() },
+      );
+      refundLatency.push(performance.now() - t0);
+      refundStatuses[r.status] = (refundStatuses[r.status] ?? 0) + 1;
+      if (r.status >= 300 && (refundStatuses[r.status] ?? 0) <= 3)
+        log(`${name}: refund of ${purchase.key}: HTTP ${r.status} ${r.text.slice(0, 200)}`);
+    });
+    const refundSeconds = (performance.now() - refundsStarted) / 1000;
+    const statementStarted = performance.now();
+    const today = new Date().toISOString().slice(0, 10);
+    const statementAnswer = await stack.api.request(
+      'GET',
+      `/instruments/${instrumentId}/statement?from=2000-01-01&to=${today}`,
+    );
+    const statementMs = round(performance.now() - statementStarted, 1);
+    const statementLines =
+      statementAnswer.status === 200 ? (JSON.parse(statementAnswer.text) as { lines: unknown[] }).lines.length : 0;
+    const ledger = parseLedgerUrl(stack.ledgerUrl);
+    const storeBytes =
+      ledger.dialect === 'sqlite'
+        ? ['', '-wal'].reduce((n, suffix) => {
+            try {
+              return n + statSync(`${ledger.target}${suffix}`).size;
+            } catch {
+              return n;
+            }
+          }, 0)
+        : null;
+    const recordResults = {
+      retries: {
+        n: retryCount,
+        answeredOriginal: retriesAnsweredOriginal,
+        debtAndCountUnchanged: unchanged,
+        seconds: round(retrySeconds, 2),
+        latencyMs: distribution(retryLatency),
+      },
+      refunds: {
+        n: refundCount,
+        statuses: refundStatuses,
+        seconds: round(refundSeconds, 2),
+        latencyMs: distribution(refundLatency),
+      },
+      statement: {
+        status: statementAnswer.status,
+        ms: statementMs,
+        bytes: statementAnswer.text.length,
+        lines: statementLines,
+      },
+      storeBytes,
+    };
+    console.log(
+      table([
+        ['old operations', 'n', 'ok', 'seconds', 'p50 ms', 'p99 ms'],
+        [
+          'retries',
+          retryCount,
+          `${retriesAnsweredOriginal} original, unchanged: ${unchanged}`,
+          recordResults.retries.seconds,
+          recordResults.retries.latencyMs.p50,
+          recordResults.retries.latencyMs.p99,
+        ],
+        [
+          'refunds',
+          refundCount,
+          JSON.stringify(refundStatuses),
+          recordResults.refunds.seconds,
+          recordResults.refunds.latencyMs.p50,
+          recordResults.refunds.latencyMs.p99,
+        ],
+        [
+          'statement',
+          1,
+          `${statementAnswer.status}, ${statementLines} lines, ${statementAnswer.text.length} bytes`,
+          round(statementMs / 1000, 2),
+          '',
+          '',
+        ],
+      ]),
+    );
+    console.log(`store: ${storeBytes ?? 'n/a (PostgreSQL)'} bytes`);
 
     const final = await snapshot(stack, instrumentId);
     const runs = await runsOf(stack, workflowIdFor(instrumentId));
@@ -284,8 +414,21 @@ export async function run(): Promise<BenchResult> {
         debtCents: final.debt,
         settlements: settled,
         workerMemory,
+        record: recordResults,
       },
       targets: [
+        target(
+          'retries of old purchases answer their original result, nothing moves',
+          `${retryCount} original, total charged and count unchanged`,
+          `${retriesAnsweredOriginal} original, unchanged: ${unchanged}`,
+          retriesAnsweredOriginal === retryCount && unchanged,
+        ),
+        target(
+          'refunds of old purchases',
+          `${refundCount} × 201`,
+          JSON.stringify(refundStatuses),
+          (refundStatuses[201] ?? 0) === refundCount,
+        ),
         target(
           `p50 of purchases ${done - window + 1}–${done} vs 1–${window}`,
           'within ±20 %',

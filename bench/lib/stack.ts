@@ -49,6 +49,8 @@ export interface Stack {
   pids: { worker: number; api: number; sandbox: number; temporal?: number };
   /** What the worker was started with (config defaults plus overrides). */
   workerSettings: Record<string, unknown>;
+  /** The record the API and worker write (LEDGER_DATABASE_URL). */
+  ledgerUrl: string;
   logLevel: string;
   temporalCli?: string;
   stop(): Promise<void>;
@@ -231,6 +233,7 @@ async function startOwnStack(options: StackOptions): Promise<Stack & { realStop(
       processes: { worker, api, sandbox },
       pids: { worker: worker.pid, api: api.pid, sandbox: sandbox.pid, temporal: server?.pid },
       workerSettings: workerSettingsFor(workerEnv),
+      ledgerUrl: env.LEDGER_DATABASE_URL,
       logLevel,
       temporalCli,
       async stop() {
