@@ -210,7 +210,7 @@ export type DiscrepancyKind =
   | 'recorded_without_fps_transaction'
   /** The record's totals (approved purchases, balance or debt by store/statement.ts) disagree with the workflow's. */
   | 'store_totals_mismatch'
-  /** A row the workflow has not acknowledged counting (counted_at, where the schema has it) for over a minute. */
+  /** A closed instrument's row its workflow never acknowledged counting (counted_at), for over a minute. */
   | 'uncounted_record';
 
 export interface Discrepancy {
@@ -692,9 +692,10 @@ async function reconcileRecord(
           extra,
         );
     }
-    // Migration 004's column, where present: set once the workflow counted the row.
-    const countedAt = (row as OperationRow & { counted_at?: number | null }).counted_at;
-    if (countedAt === null && now - row.updated_at > UNCOUNTED_GRACE_MS && isFinalRecordedStatus(row.status))
+    // Migration 004's column: a running workflow acknowledges its rows lazily (as their ids leave
+    // its window), and all of them before it completes; so only a closed instrument's row must be.
+    const countedAt = row.counted_at;
+    if (s.final && countedAt === null && now - row.updated_at > UNCOUNTED_GRACE_MS && isFinalRecordedStatus(row.status))
       add(
         'uncounted_record',
         `${row.operation} ${row.operation_id} recorded ${row.status} ${Math.round((now - row.updated_at) / 1000)} s ago; the workflow has not counted it`,
