@@ -13,7 +13,6 @@
 // `<instrumentId>:` prefix of each CallerReference.
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import { isFinalRecordedStatus, type LedgerStore } from '../../store/ledger';
-import type { OperationRow } from '../../store/schema';
 import { instrumentStatement } from '../../store/statement';
 import {
   INSTRUMENT_WORKFLOW_TYPE,
