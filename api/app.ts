@@ -21,7 +21,8 @@ import { fpsCallbackRoutes } from './routes/fps-callbacks';
 import { instrumentRoutes } from './routes/instruments';
 import { ledgerRoutes } from './routes/ledger';
 import { serviceRoutes } from './routes/service';
-import { storeRoutes } from './routes/store';
+import { storeBackend } from './routes/store';
+import { keepRawBody, type StoreFulfilment } from './routes/store-fulfilment';
 import { webhookRoutes } from './routes/webhooks';
 import { WebhookStore } from '../store/webhooks';
 import type { ApiMetrics } from '../observability/api-metrics';
@@ -50,6 +51,8 @@ export interface MerchantApi {
   app: Express;
   routes: readonly RouteSpec[];
   context: ApiContext;
+  /** The storefront's webhook consumer: main.ts starts it once listening, stops it on shutdown. */
+  storefront: StoreFulfilment;
 }
 
 export function createApi(deps: AppDeps): MerchantApi {
@@ -70,12 +73,13 @@ export function createApi(deps: AppDeps): MerchantApi {
     }),
   };
 
+  const store = storeBackend(context);
   let document: unknown;
   const routes: RouteSpec[] = [
     ...instrumentRoutes(context),
     ...ledgerRoutes(context),
     ...fpsCallbackRoutes(context),
-    ...storeRoutes(context),
+    ...store.routes,
     ...webhookRoutes(context),
     ...serviceRoutes(context, () => (document ??= openApiDocument(routes, cfg))),
   ];
@@ -92,7 +96,7 @@ export function createApi(deps: AppDeps): MerchantApi {
   app.use(requestLog(logger));
   app.use(securityHeaders);
   app.use(rateLimit({ perSecond: cfg.api.rateLimitPerSecond, burst: cfg.api.rateLimitBurst }));
-  app.use(express.json({ limit: BODY_LIMIT, strict: true }));
+  app.use(express.json({ limit: BODY_LIMIT, strict: true, verify: keepRawBody }));
   app.use(
     express.static(path.join(__dirname, 'storefront'), {
       index: 'index.html',
@@ -129,7 +133,7 @@ export function createApi(deps: AppDeps): MerchantApi {
     throw new ProblemError(404, 'not_found', `no route for ${req.method} ${req.path}`);
   });
   app.use(errorHandler(logger));
-  return { app, routes, context };
+  return { app, routes, context, storefront: store.fulfilment };
 }
 
 /** The Express app alone, for callers that only need to listen. */

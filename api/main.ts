@@ -7,7 +7,7 @@ import { config, describeConfig } from '../config';
 import { createLogger } from '../config/logger';
 import { openLedger, WebhookStore } from '../store';
 import { WebhookDeliverer } from '../webhooks/deliverer';
-import { createApp } from './app';
+import { createApi } from './app';
 import { answerMalformedHttp } from './problem';
 import { temporalRetryInterceptors } from './temporal-retry';
 import { createApiMetrics } from '../observability/api-metrics';
@@ -52,7 +52,7 @@ async function main(): Promise<void> {
   const deliverer = cfg.webhooks.deliver
     ? new WebhookDeliverer(new WebhookStore(ledger.ledger), cfg.webhooks, logger.child({ component: 'webhooks' }))
     : undefined;
-  const app = createApp({
+  const api = createApi({
     client,
     config: cfg,
     logger,
@@ -61,12 +61,14 @@ async function main(): Promise<void> {
     metrics,
     tracer: tracing?.tracer,
   });
+  const app = api.app;
 
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(cfg.api.port, cfg.api.host, (err?: Error) => (err ? reject(err) : resolve(s)));
   });
   answerMalformedHttp(server);
   deliverer?.start();
+  void api.storefront.start();
   // Longer than a typical load balancer's idle timeout, so it closes first.
   server.keepAliveTimeout = 65_000;
   logger.info(
@@ -87,6 +89,7 @@ async function main(): Promise<void> {
     logger.info({ signal }, 'api shutting down');
     // Claims stop now; attempts in flight finish and are recorded (each bounded by WEBHOOK_TIMEOUT_MS).
     const delivererStopped = deliverer?.stop().catch(() => undefined);
+    api.storefront.stop();
     const force = setTimeout(() => {
       logger.warn('requests still open after the grace period; closing them');
       server.closeAllConnections();

@@ -22,6 +22,7 @@ import {
   sendOperationResult,
 } from './instruments';
 import { sendStatement, sendTransactions, statementQuery, transactionsQuery } from './ledger';
+import { fulfilmentRoutes, StoreFulfilment } from './store-fulfilment';
 
 const CURRENCY = 'USD';
 const COOKIE = 'fps_store_session';
@@ -47,7 +48,13 @@ const catalogueJson = CATALOGUE.map((item) => ({
   price: money(parseDecimal(item.price, CURRENCY), CURRENCY),
 }));
 
-export function storeRoutes(ctx: ApiContext): RouteSpec[] {
+/** The storefront's backend: its routes, and its fulfilment (api/main.ts starts and stops it). */
+export function storeBackend(ctx: ApiContext): { routes: RouteSpec[]; fulfilment: StoreFulfilment } {
+  const fulfilment = new StoreFulfilment(ctx, CATALOGUE, CURRENCY);
+  return { routes: storeRoutes(ctx, fulfilment), fulfilment };
+}
+
+function storeRoutes(ctx: ApiContext, fulfilment: StoreFulfilment): RouteSpec[] {
   const secret = ctx.cfg.api.storeSessionSecret || randomBytes(32).toString('hex');
   const sign = (customerId: string) => createHmac('sha256', secret).update(customerId).digest('base64url');
   const secure = ctx.cfg.api.publicUrl.startsWith('https:');
@@ -101,6 +108,7 @@ export function storeRoutes(ctx: ApiContext): RouteSpec[] {
   const session = { 401: 'No storefront session (open the page first)' };
 
   return [
+    ...fulfilmentRoutes(fulfilment, requireSession),
     route({
       method: 'get',
       path: '/store/api/session',

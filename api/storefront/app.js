@@ -1,14 +1,22 @@
 // The demo storefront: set up a prepaid or postpaid instrument through the FPS Co-Branded UI,
 // then buy catalogue items with it. Talks only to its own backend (/store/api), never with an API key.
+// "Your library" is pushed by the backend over server-sent events when its webhook hears
+// purchase.approved; a pending purchase's outcome arrives the same way (no polling for it).
 'use strict';
 
 const $ = (selector) => document.querySelector(selector);
 const STEADY_STATES = ['active', 'depleted', 'delinquent', 'closed'];
+/** Only while an instrument is being set up (authorization, first funding); purchases are pushed. */
 const POLL_MS = 1000;
+/** After a push, the workflow may apply the IPN a moment after the record did: a few bounded re-reads. */
+const FOLLOW_UP_MS = 300;
+const FOLLOW_UP_TRIES = 10;
 
 let session;
 let instrumentId;
 let pollTimer;
+let lastInstrument;
+let instrumentReads = 0;
 /** The statement view's pages: cursors of the pages before the one shown (undefined: the newest). */
 const STATEMENT_PAGE_SIZE = 5;
 let statementCursors = [];
@@ -161,11 +169,14 @@ function renderInstrument(instrument) {
 
 async function loadInstrument() {
   clearTimeout(pollTimer);
+  const read = ++instrumentReads;
   try {
     const { body: instrument } = await store(`/instruments/${encodeURIComponent(instrumentId)}`);
+    // An older read answering after a newer one would show a stale instrument.
+    if (read !== instrumentReads) return;
     renderInstrument(instrument);
-    if (!STEADY_STATES.includes(instrument.state) || instrument.pending.length > 0)
-      pollTimer = setTimeout(loadInstrument, POLL_MS);
+    lastInstrument = instrument;
+    if (!STEADY_STATES.includes(instrument.state)) pollTimer = setTimeout(loadInstrument, POLL_MS);
     // Settled: the newest page of the statement shows what just happened (an older page stays put).
     else if (statementCursors.length === 0) await loadStatement();
   } catch (error) {
@@ -244,6 +255,77 @@ function newerStatementPage() {
   void loadStatement();
 }
 
+// ---- library (server-sent events) --------------------------------------------------------------
+
+const libraryItems = new Map();
+
+function renderLibrary() {
+  const items = [...libraryItems.values()].sort((a, b) => b.unlockedAt.localeCompare(a.unlockedAt));
+  const rows = items.map((item) => {
+    const li = document.createElement('li');
+    li.dataset.purchase = item.purchaseId;
+    li.dataset.item = item.itemId;
+    const name = Object.assign(document.createElement('span'), { className: 'name', textContent: item.name });
+    const when = Object.assign(document.createElement('span'), {
+      className: 'when',
+      textContent: `unlocked ${new Date(item.unlockedAt).toLocaleString()}`,
+    });
+    const link = Object.assign(document.createElement('a'), {
+      className: 'button-link',
+      href: item.download,
+      textContent: 'Download',
+    });
+    link.setAttribute('download', '');
+    li.append(name, when, link);
+    return li;
+  });
+  $('#library-items').replaceChildren(...rows);
+  show('#library-empty', rows.length === 0);
+}
+
+/** Re-reads the instrument after a push until the workflow has applied that purchase (bounded). */
+async function followUp(purchaseId, tries = FOLLOW_UP_TRIES) {
+  if (!instrumentId) return;
+  await loadInstrument();
+  if (tries > 1 && lastInstrument?.pending.some((p) => p.id === purchaseId))
+    setTimeout(() => void followUp(purchaseId, tries - 1), FOLLOW_UP_MS);
+}
+
+function connectLibrary() {
+  show('#library', true);
+  // EventSource reconnects by itself (after the server's `retry`) if the stream drops.
+  const events = new EventSource('/store/api/library/events');
+  const live = $('#library-live');
+  events.addEventListener('open', () => {
+    live.textContent = 'live';
+    live.className = 'badge active';
+  });
+  events.addEventListener('error', () => {
+    live.textContent = 'reconnecting';
+    live.className = 'badge waiting';
+  });
+  events.addEventListener('library', (message) => {
+    libraryItems.clear();
+    for (const item of JSON.parse(message.data).items) libraryItems.set(item.purchaseId, item);
+    renderLibrary();
+  });
+  events.addEventListener('unlocked', (message) => {
+    const item = JSON.parse(message.data);
+    const wasPending = lastInstrument?.pending.some((p) => p.id === item.purchaseId);
+    libraryItems.set(item.purchaseId, item);
+    renderLibrary();
+    if (wasPending) say(`${item.name}: payment confirmed. It is in your library.`, 'ok');
+    if (item.instrumentId === instrumentId) void followUp(item.purchaseId);
+  });
+  events.addEventListener('declined', (message) => {
+    const { purchaseId, name } = JSON.parse(message.data);
+    // Declines answered at once were already said by buy(); this is for pending ones.
+    if (!lastInstrument?.pending.some((p) => p.id === purchaseId)) return;
+    say(`${name}: payment declined after all.`, 'bad');
+    void followUp(purchaseId);
+  });
+}
+
 // ---- shop --------------------------------------------------------------------------------------
 
 function renderCatalogue(items) {
@@ -320,6 +402,7 @@ async function start() {
     return;
   }
   renderCatalogue(session.catalogue);
+  connectLibrary();
   instrumentId =
     returned ||
     localStorage.getItem('instrument') ||
