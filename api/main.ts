@@ -50,7 +50,9 @@ async function main(): Promise<void> {
   // Webhooks are delivered from here (WEBHOOK_DELIVERY): the API already holds the record's
   // connection, and delivery must not wait on the worker or Temporal (README, "Events and webhooks").
   const deliverer = cfg.webhooks.deliver
-    ? new WebhookDeliverer(new WebhookStore(ledger.ledger), cfg.webhooks, logger.child({ component: 'webhooks' }))
+    ? new WebhookDeliverer(new WebhookStore(ledger.ledger), cfg.webhooks, logger.child({ component: 'webhooks' }), {
+        onAttempt: metrics?.webhookAttempt,
+      })
     : undefined;
   const api = createApi({
     client,

@@ -15,6 +15,8 @@ export interface ApiMetrics {
   callback(kind: 'return' | 'ipn', verified: boolean): void;
   /** A Temporal RPC the client's retry interceptor is about to send again. */
   temporalRetry(grpcCode: number, reason: string): void;
+  /** One recorded webhook attempt (webhooks/deliverer.ts onAttempt). */
+  webhookAttempt(result: 'delivered' | 'pending' | 'failed', durationMs: number): void;
 }
 
 /** Overload and timeout answers an operator watches apart from the rest. */
@@ -59,6 +61,19 @@ export function createApiMetrics(registry: Registry = createRegistry('api')): Ap
     registers: [registry],
   });
 
+  const webhookAttempts = new Counter({
+    name: 'webhook_attempts_total',
+    help: 'Webhook delivery attempts by result: delivered, pending (failed, will retry), failed (retry window over)',
+    labelNames: ['result'] as const,
+    registers: [registry],
+  });
+  const webhookDuration = new Histogram({
+    name: 'webhook_attempt_duration_seconds',
+    help: 'Webhook delivery attempt time (POST to the receiver’s answer)',
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+
   return {
     registry,
     requests: (req, res, next) => {
@@ -86,5 +101,9 @@ export function createApiMetrics(registry: Registry = createRegistry('api')): Ap
     purchase: (outcome, declineCode) => purchases.inc({ outcome, decline_code: declineCode ?? '' }),
     callback: (kind, verified) => callbacks.inc({ kind, result: verified ? 'verified' : 'refused' }),
     temporalRetry: (grpcCode, reason) => retries.inc({ grpc_code: String(grpcCode), reason }),
+    webhookAttempt: (result, durationMs) => {
+      webhookAttempts.inc({ result });
+      webhookDuration.observe(durationMs / 1000);
+    },
   };
 }

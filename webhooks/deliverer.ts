@@ -17,6 +17,8 @@ export interface DelivererOptions {
   now?: () => number;
   random?: () => number;
   resolve?: UrlPolicy['resolve'];
+  /** Told about each recorded attempt (metrics): delivered, to be retried, or failed for good. */
+  onAttempt?: (result: 'delivered' | 'pending' | 'failed', durationMs: number) => void;
 }
 
 /** The longest a receiver's error text is kept (it is the merchant's, not ours). */
@@ -161,6 +163,7 @@ export class WebhookDeliverer {
       nextAttemptAt: step.status === 'pending' ? step.at : undefined,
     });
     if (!recorded) return;
+    this.options.onAttempt?.(step.status, durationMs);
     const fields = {
       eventId: event.id,
       type: event.type,

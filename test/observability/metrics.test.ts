@@ -2,7 +2,8 @@
 // counters move by exactly what happened (3 approved + 1 declined purchase, their FPS Pay calls, the
 // CBUI return's verified signature), and the business gauges read the record.
 import assert from 'node:assert/strict';
-import { activeInstrument, call } from '../api/stack';
+import { activeInstrument, call, until } from '../api/stack';
+import { startWebhookReceiver } from '../support/webhook-receiver';
 import { startProcessStack, type ProcessStack } from '../support/process-stack';
 import { freePorts } from '../support/processes';
 
@@ -97,6 +98,41 @@ describe('metrics (API and worker /metrics after real purchases)', function () {
     assert.equal(wdelta('worker_activities_total', { activity: 'pay', outcome: 'Success' }), 3);
     // The Temporal core's runtime metrics come in the same answer.
     assert.match(worker1, /^temporal_\w+/m, 'the worker exposes the SDK core metrics');
+  });
+
+  it('counts webhook attempts: one refused (retried) and each event delivered, backlog back to 0', async () => {
+    const receiver = await startWebhookReceiver();
+    receiver.respond = (_request, n) => (n === 1 ? 500 : 200);
+    try {
+      const created = await call(stack, 'POST', '/webhook-endpoints', { body: { url: receiver.url, events: ['*'] } });
+      assert.equal(created.status, 201, created.text);
+      const api0 = await scrape(`${stack.apiUrl}/metrics`);
+      const { instrumentId } = await activeInstrument(stack, 'cust-metrics-hooks', {
+        type: 'postpaid',
+        creditLimit: '50.00',
+        globalAmountLimit: '500.00',
+        currency: 'USD',
+      });
+      const bought = await call(stack, 'POST', `/instruments/${instrumentId}/purchases`, {
+        body: { amount: '1.00', currency: 'USD' },
+        headers: { 'idempotency-key': 'm-hook-1' },
+      });
+      assert.equal(bought.status, 201);
+      let api1 = '';
+      await until('every event delivered', async () => {
+        api1 = await scrape(`${stack.apiUrl}/metrics`);
+        const delivered = new Set(receiver.received.filter((r) => r.status === 200).map((r) => r.event?.id));
+        const events = new Set(receiver.received.map((r) => r.event?.id));
+        return events.size > 0 && delivered.size === events.size && value(api1, 'webhook_deliveries_backlog') === 0;
+      });
+      const delta = (labels: Record<string, string>) =>
+        value(api1, 'webhook_attempts_total', labels) - value(api0, 'webhook_attempts_total', labels);
+      assert.equal(delta({ result: 'pending' }), 1, 'the refused attempt is counted once, as to be retried');
+      assert.equal(delta({ result: 'delivered' }), receiver.received.filter((r) => r.status === 200).length);
+      assert.equal(delta({ result: 'failed' }), 0);
+    } finally {
+      await receiver.stop();
+    }
   });
 
   it('serves the API /metrics without an API key (Prometheus scrapes without one)', async () => {
