@@ -1278,9 +1278,13 @@ class Instrument {
 
   /** Before the workflow completes: every answer still unacknowledged, in batches of 500. */
   async acknowledgeAll(): Promise<void> {
-    await condition(() => !this.acknowledging);
-    const waiting = [...this.processed.values()].filter((entry) => entry.u);
-    for (let i = 0; i < waiting.length; i += 500) await this.acknowledge(waiting.slice(i, i + 500));
+    for (;;) {
+      // One acknowledgement at a time: `acknowledge` may start the next batch itself when it ends.
+      await condition(() => !this.acknowledging);
+      const waiting = [...this.processed.values()].filter((entry) => entry.u).slice(0, 500);
+      if (waiting.length === 0) return;
+      await this.acknowledge(waiting);
+    }
   }
 
   fillEntry(entry: ProcessedEntry, op: OpenOperation): void {
