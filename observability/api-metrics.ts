@@ -16,7 +16,7 @@ export interface ApiMetrics {
   /** A Temporal RPC the client's retry interceptor is about to send again. */
   temporalRetry(grpcCode: number, reason: string): void;
   /** One recorded webhook attempt (webhooks/deliverer.ts onAttempt). */
-  webhookAttempt(result: 'delivered' | 'pending' | 'failed', durationMs: number): void;
+  webhookAttempt(result: 'delivered' | 'pending' | 'failed', durationMs: number, endpointId: string): void;
 }
 
 /** Overload and timeout answers an operator watches apart from the rest. */
@@ -63,8 +63,8 @@ export function createApiMetrics(registry: Registry = createRegistry('api')): Ap
 
   const webhookAttempts = new Counter({
     name: 'webhook_attempts_total',
-    help: 'Webhook delivery attempts by result: delivered, pending (failed, will retry), failed (retry window over)',
-    labelNames: ['result'] as const,
+    help: 'Webhook delivery attempts by endpoint id and result: delivered, pending (failed, will retry), failed (retry window over)',
+    labelNames: ['endpoint', 'result'] as const,
     registers: [registry],
   });
   const webhookDuration = new Histogram({
@@ -101,8 +101,8 @@ export function createApiMetrics(registry: Registry = createRegistry('api')): Ap
     purchase: (outcome, declineCode) => purchases.inc({ outcome, decline_code: declineCode ?? '' }),
     callback: (kind, verified) => callbacks.inc({ kind, result: verified ? 'verified' : 'refused' }),
     temporalRetry: (grpcCode, reason) => retries.inc({ grpc_code: String(grpcCode), reason }),
-    webhookAttempt: (result, durationMs) => {
-      webhookAttempts.inc({ result });
+    webhookAttempt: (result, durationMs, endpoint) => {
+      webhookAttempts.inc({ endpoint, result });
       webhookDuration.observe(durationMs / 1000);
     },
   };

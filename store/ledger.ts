@@ -177,7 +177,7 @@ export class LedgerStore {
       const inserted = await trx
         .insertInto('operations')
         .values({ ...row, refunded_amount: row.refunded_amount ?? 0, created_at: at, updated_at: at })
-        .onConflict((oc) => oc.column('caller_reference').doNothing())
+        .onConflict((oc) => oc.doNothing()) // any unique key: concurrent inserts of one operation wait, then find it
         .returning('caller_reference')
         .executeTakeFirst();
       const before = inserted ? undefined : await this.lockedOperation(trx, row.caller_reference);

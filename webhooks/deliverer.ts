@@ -18,7 +18,7 @@ export interface DelivererOptions {
   random?: () => number;
   resolve?: UrlPolicy['resolve'];
   /** Told about each recorded attempt (metrics): delivered, to be retried, or failed for good. */
-  onAttempt?: (result: 'delivered' | 'pending' | 'failed', durationMs: number) => void;
+  onAttempt?: (result: 'delivered' | 'pending' | 'failed', durationMs: number, endpointId: string) => void;
 }
 
 /** The longest a receiver's error text is kept (it is the merchant's, not ours). */
@@ -163,7 +163,7 @@ export class WebhookDeliverer {
       nextAttemptAt: step.status === 'pending' ? step.at : undefined,
     });
     if (!recorded) return;
-    this.options.onAttempt?.(step.status, durationMs);
+    this.options.onAttempt?.(step.status, durationMs, endpoint.id);
     const fields = {
       eventId: event.id,
       type: event.type,

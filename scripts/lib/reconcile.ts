@@ -692,9 +692,15 @@ async function reconcileRecord(
         );
     }
     // Migration 004's column: a running workflow acknowledges its rows lazily (as their ids leave
-    // its window), and all of them before it completes; so only a closed instrument's row must be.
+    // its window), and all of them before it completes; so only a completed workflow's row must be
+    // (a closed instrument's workflow keeps running through its retention, answering duplicates).
     const countedAt = row.counted_at;
-    if (s.final && countedAt === null && now - row.updated_at > UNCOUNTED_GRACE_MS && isFinalRecordedStatus(row.status))
+    if (
+      view.status === 'COMPLETED' &&
+      countedAt === null &&
+      now - row.updated_at > UNCOUNTED_GRACE_MS &&
+      isFinalRecordedStatus(row.status)
+    )
       add(
         'uncounted_record',
         `${row.operation} ${row.operation_id} recorded ${row.status} ${Math.round((now - row.updated_at) / 1000)} s ago; the workflow has not counted it`,

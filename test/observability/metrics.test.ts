@@ -125,8 +125,11 @@ describe('metrics (API and worker /metrics after real purchases)', function () {
         const events = new Set(receiver.received.map((r) => r.event?.id));
         return events.size > 0 && delivered.size === events.size && value(api1, 'webhook_deliveries_backlog') === 0;
       });
+      // This endpoint's attempts only: earlier suites' endpoints may still be retrying.
+      const endpoint = (created.body as { id: string }).id;
       const delta = (labels: Record<string, string>) =>
-        value(api1, 'webhook_attempts_total', labels) - value(api0, 'webhook_attempts_total', labels);
+        value(api1, 'webhook_attempts_total', { endpoint, ...labels }) -
+        value(api0, 'webhook_attempts_total', { endpoint, ...labels });
       assert.equal(delta({ result: 'pending' }), 1, 'the refused attempt is counted once, as to be retried');
       assert.equal(delta({ result: 'delivered' }), receiver.received.filter((r) => r.status === 200).length);
       assert.equal(delta({ result: 'failed' }), 0);
