@@ -658,7 +658,7 @@ async function reconcileRecord(
       continue;
     }
     // A recorded reservation stays Reserved; FPS moves it to Success (captured) or Cancelled (voided).
-    const heldReservation = row.operation === 'reserve' && row.status === 'Reserved';
+    const heldReservation = row.status === 'Reserved'; // only a reservation is ever Reserved (its row's operation is the purchase)
     if (row.status !== t.status && !(heldReservation && (t.status === 'Success' || t.status === 'Cancelled'))) {
       add(
         row.status === 'Pending' || t.status === 'Pending' ? 'store_pending_mismatch' : 'store_mismatch',

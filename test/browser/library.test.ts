@@ -4,16 +4,13 @@
 // appears only once its IPN arrives, pushed over server-sent events into the same page (no reload,
 // no polling). Downloads are the buyer's alone; forged deliveries to the shop's webhook are refused.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { config } from '../../config';
+import type { Browser, Page } from 'playwright-core';
+import { ARTIFACTS, launchChromium } from '../support/browser';
 import { sign } from '../../client';
 import { startProcessStack, type ProcessStack } from '../support/process-stack';
 import { call, until } from '../api/stack';
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const ARTIFACTS = path.join(config().root, 'test-artifacts', 'browser');
 const IPN_HOLD_MS = 2_500;
 
 describe('storefront: Your library (fulfilment by webhook, pushed over SSE)', function () {
@@ -22,22 +19,13 @@ describe('storefront: Your library (fulfilment by webhook, pushed over SSE)', fu
   let browser: Browser;
 
   before(async function () {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(
-        `Chromium not found at ${CHROMIUM}. Install it (apt-get install -y chromium) or set CHROMIUM_PATH; this test is never skipped.`,
-      );
-    }
-    mkdirSync(ARTIFACTS, { recursive: true });
     [stack, browser] = await Promise.all([
       startProcessStack({
         name: 'library',
         ipnRelay: true,
         apiEnv: { WEBHOOK_POLL_MS: '50', WEBHOOK_RETRY_INITIAL_MS: '100', WEBHOOK_ALLOW_PRIVATE_URLS: 'true' },
       }),
-      chromium.launch({
-        executablePath: CHROMIUM,
-        args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-      }),
+      launchChromium(),
     ]);
     stack.relay!.settings = { delayMs: [IPN_HOLD_MS, IPN_HOLD_MS], duplicate: 0 };
   });

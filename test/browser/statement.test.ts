@@ -2,14 +2,12 @@
 // the buyer's recorded operations page back and forth without repeats or gaps, and the CSV
 // download adds up to the balance the page shows. Screenshots go to test-artifacts/browser/.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { config } from '../../config';
+import type { Browser, Page } from 'playwright-core';
+import { ARTIFACTS, launchChromium } from '../support/browser';
 import { call, getStack, until, type Stack } from '../api/stack';
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const ARTIFACTS = path.join(config().root, 'test-artifacts', 'browser');
 const PURCHASES = 6;
 
 describe('storefront statement view in a browser (paging, CSV download)', function () {
@@ -18,19 +16,7 @@ describe('storefront statement view in a browser (paging, CSV download)', functi
   let browser: Browser;
 
   before(async function () {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(
-        `Chromium not found at ${CHROMIUM}. Install it (apt-get install -y chromium) or set CHROMIUM_PATH; this test is never skipped.`,
-      );
-    }
-    mkdirSync(ARTIFACTS, { recursive: true });
-    [stack, browser] = await Promise.all([
-      getStack(),
-      chromium.launch({
-        executablePath: CHROMIUM,
-        args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-      }),
-    ]);
+    [stack, browser] = await Promise.all([getStack(), launchChromium()]);
   });
   after(async () => {
     await browser?.close();

@@ -2,14 +2,13 @@
 // real stack: authorize a prepaid and a postpaid instrument through the sandbox's CBUI page, buy
 // catalogue items, and check what moved in the sandbox ledger. Screenshots go to test-artifacts/.
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { copyFileSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { ARTIFACTS, launchChromium } from '../support/browser';
 import { config } from '../../config';
 import { call, getStack, sandboxAdmin, until, type Stack } from '../api/stack';
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const ARTIFACTS = path.join(config().root, 'test-artifacts', 'browser');
 const SCREENSHOT_FOR_README = path.join(config().root, 'docs', 'storefront.png');
 
 describe('storefront in a browser (prepaid and postpaid journeys)', function () {
@@ -18,27 +17,7 @@ describe('storefront in a browser (prepaid and postpaid journeys)', function () 
   let browser: Browser;
 
   before(async function () {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(
-        `Chromium not found at ${CHROMIUM}. Install it (apt-get install -y chromium) or set CHROMIUM_PATH; this test is never skipped.`,
-      );
-    }
-    mkdirSync(ARTIFACTS, { recursive: true });
-    [stack, browser] = await Promise.all([
-      getStack(),
-      chromium.launch({
-        executablePath: CHROMIUM,
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--no-first-run',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-        ],
-      }),
-    ]);
+    [stack, browser] = await Promise.all([getStack(), launchChromium()]);
   });
   after(async () => {
     await browser?.close();

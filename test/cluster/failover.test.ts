@@ -49,6 +49,15 @@ interface Purchase {
 
 const log = (message: string) => console.log(`      [cluster ${new Date().toISOString().slice(11, 19)}] ${message}`);
 
+/** The reconciliation's verdict in one line: its type table's totals and the first discrepancies. */
+function reconcileSummary(output: string): string {
+  const lines = output.trim().split('\n');
+  const note = lines.find((l) => l.startsWith('note: three-way')) ?? 'two-way only';
+  const found = lines.findIndex((l) => /^\d+ discrepanc/.test(l));
+  if (found < 0) return `${lines.find((l) => /no discrepancies/i.test(l)) ?? lines.at(-1)} (${note})`;
+  return [lines[found], ...lines.slice(found + 1, found + 4)].join(' | ') + ` (${note})`;
+}
+
 describe('production topology: failover under load', function () {
   this.timeout(1_200_000);
   let cluster: Cluster;
@@ -326,7 +335,7 @@ describe('production topology: failover under load', function () {
     for (let i = 0; i < instruments.length; i += 10)
       await Promise.all(instruments.slice(i, i + 10).map((id, j) => checkInstrument(id, i + j)));
 
-    // `npm run reconcile` against this cluster: workflows, FPS ledger.
+    // `npm run reconcile` against this cluster, three-way: workflows, the record, the FPS ledger.
     const reconcile = await new Promise<{ code: number | null; output: string }>((resolve) => {
       const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/reconcile.ts', '--wait', '60000'], {
         cwd: root,
@@ -335,6 +344,8 @@ describe('production topology: failover under load', function () {
           TEMPORAL_ADDRESS: cluster.address,
           TEMPORAL_NAMESPACE: cluster.namespace,
           SANDBOX_PUBLIC_URL: cluster.sandboxUrl,
+          // The cluster's record (PostgreSQL), not this machine's default SQLite file.
+          LEDGER_DATABASE_URL: cluster.ledgerUrl,
         },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
@@ -357,7 +368,7 @@ describe('production topology: failover under load', function () {
         `${purchases.filter((p) => p.failedOver).length} answered by the other API process, ${retries} client retries; ` +
         `latency p50 ${pct(0.5)} ms, p99 ${pct(0.99)} ms, max ${latencies.at(-1)} ms\n` +
         faults.map((f) => `        t=${f.at}s ${f.fault} (${f.seconds.toFixed(1)} s)`).join('\n') +
-        `\n      ${answering}/${INSTRUMENTS} instruments answering; reconcile: ${reconcile.output.trim().split('\n').slice(-3).join(' | ')}` +
+        `\n      ${answering}/${INSTRUMENTS} instruments answering; reconcile: ${reconcileSummary(reconcile.output)}` +
         `\n      whole test ${Math.round((Date.now() - suiteStarted) / 1000)} s\n`,
     );
     assert.ok(purchases.length >= 100, `the load ran (${purchases.length} purchases)`);

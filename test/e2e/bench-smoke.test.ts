@@ -13,7 +13,7 @@ import { getTestTemporal } from '../support/temporal';
 const BENCHMARKS = ['sandbox', 'latency', 'throughput', 'old-account', 'open-instruments'];
 
 describe('benchmarks (smoke: tiny sizes, no targets)', function () {
-  this.timeout(60_000);
+  this.timeout(180_000); // five benchmarks end to end; a loaded 2-core CI machine takes over a minute
   let dir: string;
 
   before(() => {

@@ -89,7 +89,10 @@ describe('tracing (OTLP/HTTP from the API and the worker)', function () {
       const roots = root();
       if (roots.length !== 1) return false;
       trace = receiver.spans.filter((s) => s.traceId === roots[0].traceId);
-      return trace.some((s) => s.name === 'FPS Pay');
+      // Each process exports in batches: wait for every span the assertions name, not the first.
+      return ['FPS Pay', 'RunActivity:pay', 'HandleUpdate:purchase'].every((name) =>
+        trace.some((s) => s.name === name),
+      );
     });
     const names = trace.map((s) => `${s.service}:${s.name}`);
     const byName = (name: string) => {
