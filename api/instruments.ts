@@ -23,9 +23,7 @@ import {
   type InstrumentType,
   type OperationResult,
 } from '../workflows/messages';
-import type { TransactionStatus } from '../fps/actions';
 import type { LedgerStore } from '../store/ledger';
-import type { OperationRow } from '../store/schema';
 import { ProblemError } from './problem';
 import { isResourceExhausted, isUnprocessedUpdate, isWorkflowNotFound, temporalProblem } from './temporal-errors';
 
@@ -266,23 +264,4 @@ export class Instruments {
   private withTimeout<T>(fn: () => Promise<T>): Promise<T> {
     return this.client.connection.withDeadline(Date.now() + this.options.operationTimeoutMs, fn);
   }
-}
-
-/** A recorded operation as the Update would have answered it. */
-export function resultFromRecord(row: OperationRow, state: string): OperationResult {
-  const approved =
-    row.status === 'Success' || row.status === 'Reserved' || (row.operation === 'void' && row.status === 'Cancelled');
-  const status = row.status === 'Declined' ? undefined : (row.status as TransactionStatus);
-  return {
-    id: row.operation_id,
-    operation: row.operation as OperationResult['operation'],
-    outcome: row.status === 'Pending' ? 'pending' : approved ? 'approved' : 'declined',
-    amount: row.amount,
-    currency: row.currency,
-    callerReference: row.caller_reference,
-    transactionId: row.transaction_id ?? undefined,
-    transactionStatus: status,
-    reason: approved ? undefined : { code: row.decline_code ?? row.status, message: row.decline_reason ?? row.status },
-    state,
-  };
 }

@@ -3,9 +3,11 @@
 // Everything is read from the ledger store; the workflow is asked only whether an instrument exists.
 import type { Request, Response } from 'express';
 import { stringify } from 'csv-stringify/sync';
+import type { TransactionStatus } from '../../fps/actions';
 import { decodeCursor, type LedgerStore } from '../../store/ledger';
+import type { OperationRow } from '../../store/schema';
+import type { OperationResult } from '../../workflows/messages';
 import { customerStatement, instrumentStatement } from '../../store/statement';
-import { resultFromRecord } from '../instruments';
 import type { ApiContext } from '../context';
 import {
   invalidParameter,
@@ -56,6 +58,25 @@ const problems = {
 /** Statements also come as CSV, chosen by Accept or format=csv. */
 const asCsv = [{ contentType: CSV, schema: s.StatementCsv }];
 const csvHeaders = { 'Content-Disposition': 'CSV only: attachment; filename="statement-….csv"' };
+
+/** A recorded operation as the Update would have answered it. */
+function resultFromRecord(row: OperationRow, state: string): OperationResult {
+  const approved =
+    row.status === 'Success' || row.status === 'Reserved' || (row.operation === 'void' && row.status === 'Cancelled');
+  const status = row.status === 'Declined' ? undefined : (row.status as TransactionStatus);
+  return {
+    id: row.operation_id,
+    operation: row.operation as OperationResult['operation'],
+    outcome: row.status === 'Pending' ? 'pending' : approved ? 'approved' : 'declined',
+    amount: row.amount,
+    currency: row.currency,
+    callerReference: row.caller_reference,
+    transactionId: row.transaction_id ?? undefined,
+    transactionStatus: status,
+    reason: approved ? undefined : { code: row.decline_code ?? row.status, message: row.decline_reason ?? row.status },
+    state,
+  };
+}
 
 function requireLedger(ctx: ApiContext): LedgerStore {
   if (!ctx.ledger)
