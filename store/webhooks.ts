@@ -470,11 +470,33 @@ export class WebhookStore {
     return deliveries.map((d) => ({ ...d, attemptRows: attempts.filter((a) => a.delivery_id === d.id) }));
   }
 
-  /** Finished deliveries and attempts older than `days` (with LEDGER_RETENTION_DAYS); pending ones stay. */
+  /**
+   * With LEDGER_RETENTION_DAYS: deletes deliveries that finished (delivered or failed) more than
+   * `days` ago — their last attempt, or their creation if they had none — and then the attempts
+   * older than that whose delivery is gone. A delivery still pending keeps every attempt, however
+   * old (its history until it ends), and a finished one keeps them as long as it is kept itself.
+   */
   async prune(days: number): Promise<void> {
     const before = this.now() - days * 86_400_000;
-    await this.db.deleteFrom('delivery_attempts').where('at', '<', before).execute();
-    await this.db.deleteFrom('deliveries').where('created_at', '<', before).where('status', '!=', 'pending').execute();
+    await this.db
+      .deleteFrom('deliveries')
+      .where('status', '!=', 'pending')
+      .where((eb) => eb(eb.fn.coalesce('last_attempt_at', 'created_at'), '<', before))
+      .execute();
+    await this.db
+      .deleteFrom('delivery_attempts')
+      .where('at', '<', before)
+      .where((eb) =>
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('deliveries')
+              .select('deliveries.id')
+              .whereRef('deliveries.id', '=', 'delivery_attempts.delivery_id'),
+          ),
+        ),
+      )
+      .execute();
   }
 }
 

@@ -841,6 +841,74 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
       }
     });
 
+    it('webhook prune keeps every attempt of a delivery still pending, and a finished delivery’s with it', async () => {
+      // Its own database: the endpoint would otherwise get deliveries of every other case.
+      const pruning = new LedgerStore(await openLedgerDb(await backend.database('ledger_prune_attempts')), () => now);
+      const hooks = new WebhookStore(pruning.ledger, () => now);
+      const id = 'inst-attempts';
+      const opIdOf = (claimed: { event: { data: string } }) => (JSON.parse(claimed.event.data) as { id: string }).id;
+      /** Sends every due delivery: `retried` fails (and is retried in a minute), any other is delivered. */
+      const deliver = async (failing: string | undefined) => {
+        for (const claimed of await hooks.claim(100, 60_000, 'test-deliverer')) {
+          const fails = opIdOf(claimed) === failing;
+          await hooks.recordAttempt(claimed, 'test-deliverer', {
+            at: now,
+            statusCode: fails ? 500 : 200,
+            error: fails ? 'HTTP 500' : null,
+            durationMs: 1,
+            status: fails ? 'pending' : 'delivered',
+            nextAttemptAt: fails ? now + 60_000 : undefined,
+          });
+        }
+      };
+      const attemptsOf = async (eventId: string) =>
+        (await pruning.db.selectFrom('delivery_attempts').select('attempt').where('event_id', '=', eventId).execute())
+          .map((a) => a.attempt)
+          .sort();
+      const eventOf = async (opId: string) =>
+        (await pruning.events({ instrumentId: id, limit: 100 })).find((e) => e.event_key.startsWith(`purchase:${opId}:`))!;
+      try {
+        now = T0 - 40 * DAY;
+        await hooks.createEndpoint({ url: 'https://merchant.example/hooks', events: ['*'] });
+        for (const opId of ['retried', 'done'])
+          await record(pruning, operationRow(id, 'purchase', opId, { status: 'Success' }));
+        await deliver('retried');
+        now = T0 - 35 * DAY;
+        await deliver('retried');
+        const [retried, done] = [await eventOf('retried'), await eventOf('done')];
+        assert.deepEqual(await attemptsOf(retried.id), [1, 2]);
+        assert.deepEqual(await attemptsOf(done.id), [1]);
+
+        now = T0;
+        await hooks.prune(30);
+        const [pending] = await hooks.deliveriesOf(retried.id);
+        assert.equal(pending.status, 'pending');
+        assert.deepEqual(
+          pending.attemptRows.map((a) => a.attempt),
+          [1, 2],
+          'a pending delivery keeps its attempts older than the window',
+        );
+        assert.deepEqual(await hooks.deliveriesOf(done.id), [], 'a delivery finished 40 days ago is pruned');
+        assert.deepEqual(await attemptsOf(done.id), [], '… with its attempt');
+
+        // It finishes now: its whole history stays until it is itself older than the window.
+        await deliver(undefined);
+        await hooks.prune(30);
+        const [finished] = await hooks.deliveriesOf(retried.id);
+        assert.equal(finished.status, 'delivered');
+        assert.deepEqual(
+          finished.attemptRows.map((a) => a.attempt),
+          [1, 2, 3],
+        );
+        now = T0 + 31 * DAY;
+        await hooks.prune(30);
+        assert.deepEqual(await hooks.deliveriesOf(retried.id), []);
+        assert.deepEqual(await attemptsOf(retried.id), []);
+      } finally {
+        await pruning.close();
+      }
+    });
+
     it('after prune, an instrument’s event sequence continues where it was (no reuse)', async () => {
       const id = 'inst-prune-sequence';
       now = T0 - 60 * DAY;
