@@ -866,7 +866,9 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
           .map((a) => a.attempt)
           .sort();
       const eventOf = async (opId: string) =>
-        (await pruning.events({ instrumentId: id, limit: 100 })).find((e) => e.event_key.startsWith(`purchase:${opId}:`))!;
+        (await pruning.events({ instrumentId: id, limit: 100 })).find((e) =>
+          e.event_key.startsWith(`purchase:${opId}:`),
+        )!;
       try {
         now = T0 - 40 * DAY;
         await hooks.createEndpoint({ url: 'https://merchant.example/hooks', events: ['*'] });
