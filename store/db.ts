@@ -62,6 +62,11 @@ export async function openLedgerDb(url: string, options: LedgerDbOptions = {}): 
   } else {
     const pool = new pg.Pool({ connectionString: target, max: 10 });
     pool.on('error', (err) => options.onConnectionLost?.(err));
+    // The pool listens only to idle clients. A client checked out between queries (a transaction
+    // awaiting its next statement) whose server goes away would otherwise throw its 'error' event
+    // uncaught and end the process; this listener stays for the client's life. The broken client
+    // is not queryable, so its statement fails and the pool discards it on release.
+    pool.on('connect', (client) => client.on('error', (err) => options.onConnectionLost?.(err)));
     db = new Kysely<LedgerDatabase>({ dialect: new PostgresDialect({ pool }) });
   }
   const error = await migrate(db, dialect);

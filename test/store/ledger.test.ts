@@ -952,6 +952,31 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
             await other.close();
           }
         });
+
+        it('a connection lost while a transaction holds it (between statements) fails that transaction, not the process', async () => {
+          const lost: Error[] = [];
+          const other = new LedgerStore(
+            await openLedgerDb(url, { onConnectionLost: (err) => lost.push(err) }),
+            () => now,
+          );
+          try {
+            // Checked out of the pool and idle inside a transaction when the server goes away: pg
+            // emits 'error' on that client, which without a listener ends the process (the API did
+            // in the cluster suite's PostgreSQL restart).
+            const held = other.db.transaction().execute(async (trx) => {
+              await trx.selectFrom('operations').select('caller_reference').limit(1).execute();
+              await backend.restart!();
+              for (let waited = 0; lost.length === 0 && waited < 5_000; waited += 50) await delay(50);
+              await trx.selectFrom('operations').select('caller_reference').limit(1).execute();
+            });
+            await assert.rejects(held, 'the transaction whose connection was lost fails');
+            assert.ok(lost.length > 0, 'the lost connection was reported');
+            const row = await record(other, operationRow('inst-restart', 'purchase', 'p2', { status: 'Success' }));
+            assert.equal(row.status, 'Success', 'the next write reconnects');
+          } finally {
+            await other.close();
+          }
+        });
       });
     }
   });
