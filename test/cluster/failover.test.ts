@@ -62,6 +62,8 @@ describe('production topology: failover under load', function () {
   this.timeout(1_200_000);
   let cluster: Cluster;
   const logs = new Map<string, WriteStream>();
+  /** Processes that ended without being stopped or killed by the suite (a crash is a failure). */
+  const crashes: string[] = [];
 
   before(async function () {
     if (!postgresAvailable()) throw new Error('PostgreSQL 15 is not installed (apt-get install postgresql)');
@@ -91,6 +93,12 @@ describe('production topology: failover under load', function () {
           logs.set(name, stream);
         }
         stream.write(`${line}\n`);
+      },
+      onUnexpectedExit: (name, info) => {
+        crashes.push(
+          `${name} exited by itself (code ${info.code}, signal ${info.signal}): see test-artifacts/cluster-${name}.log`,
+        );
+        log(`${name} EXITED by itself (code ${info.code}, signal ${info.signal})`);
       },
     });
     log(`cluster up in ${Math.round((Date.now() - started) / 1000)} s (logs: test-artifacts/cluster-*.log)`);
@@ -273,7 +281,7 @@ describe('production topology: failover under load', function () {
     const loadSeconds = (Date.now() - loadStarted) / 1000;
 
     // ---- the verdict -------------------------------------------------------------------------------
-    const problems: string[] = [];
+    const problems: string[] = [...crashes];
     const byOutcome = (o: Outcome) => purchases.filter((p) => p.outcome === o);
     for (const p of byOutcome('no_answer')) problems.push(`lost: ${p.purchaseId} on ${p.instrumentId} never answered`);
 
@@ -283,7 +291,10 @@ describe('production topology: failover under load', function () {
     for (;;) {
       const summary = (await (await fetch(`${cluster.sandboxUrl}/admin/summary`)).json()) as any;
       if (!summary.pendingTransactions && !summary.ipnDeliveries?.pending) break;
-      if (Date.now() > quietDeadline) throw new Error(`the sandbox still has pending work: ${JSON.stringify(summary)}`);
+      if (Date.now() > quietDeadline)
+        throw new Error(
+          `the sandbox still has pending work: ${JSON.stringify(summary)}${crashes.map((c) => `; ${c}`).join('')}`,
+        );
       await sleep(500);
     }
 
