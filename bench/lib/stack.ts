@@ -26,6 +26,13 @@ export interface StackOptions {
   apiEnv?: Record<string, string>;
   /** Extra `temporal server start-dev` arguments (dynamic config). */
   temporalArgs?: string[];
+  /** A Temporal server already running (several stacks on one server); default: TEMPORAL_ADDRESS, else a dev server of its own. */
+  temporalAddress?: string;
+  /** The record (LEDGER_DATABASE_URL); default: that variable, else a SQLite file in the stack's temp dir. */
+  ledgerUrl?: string;
+  /** Entry points other than the product's worker/main.ts and api/main.ts (A/B variants). */
+  workerScript?: string;
+  apiScript?: string;
 }
 
 export interface Stack {
@@ -95,8 +102,8 @@ let shared: Promise<Stack & { realStop(): Promise<void> }> | undefined;
  */
 export function startStack(options: StackOptions): Promise<Stack> {
   const sharing = (process.env.BENCH_SHARED_STACK ?? (SMOKE ? '1' : '0')) === '1';
-  if (!sharing || options.cpuProfileDir || options.workerEnv || options.apiEnv || options.temporalArgs)
-    return startOwnStack(options);
+  const { label: _label, ...special } = options;
+  if (!sharing || Object.values(special).some((v) => v !== undefined)) return startOwnStack(options);
   shared ??= startOwnStack({ label: 'shared' });
   shared.catch(() => (shared = undefined));
   // Its stop() is a no-op: stopSharedStack() stops it once every benchmark is done.
@@ -123,7 +130,7 @@ async function startOwnStack(options: StackOptions): Promise<Stack & { realStop(
   cleanups.push(() => rmSync(tmp, { recursive: true, force: true }));
   try {
     const temporalCli = await ensureTemporalCli().catch(() => undefined);
-    let address = cfg.temporal.address;
+    let address = options.temporalAddress || cfg.temporal.address;
     let server: DevServer | undefined;
     if (!address) {
       if (!temporalCli) throw new Error('no Temporal CLI: set TEMPORAL_CLI_PATH or TEMPORAL_ADDRESS');
@@ -155,7 +162,8 @@ async function startOwnStack(options: StackOptions): Promise<Stack & { realStop(
       SANDBOX_HOST: '127.0.0.1',
       SANDBOX_PUBLIC_URL: sandboxUrl,
       SANDBOX_DATA_DIR: path.join(tmp, 'sandbox'),
-      LEDGER_DATABASE_URL: process.env.LEDGER_DATABASE_URL || `sqlite:${path.join(tmp, 'ledger.sqlite')}`,
+      LEDGER_DATABASE_URL:
+        options.ledgerUrl || process.env.LEDGER_DATABASE_URL || `sqlite:${path.join(tmp, 'ledger.sqlite')}`,
       SANDBOX_IPN_URL: `${apiUrl}/fps/ipn`,
       SANDBOX_FAULTS: '',
       API_PORT: String(apiPort),
@@ -187,7 +195,7 @@ async function startOwnStack(options: StackOptions): Promise<Stack & { realStop(
     // BENCH_WORKER_SCRIPT: an experimental worker entry point (A/B runs); the product's by default.
     const worker = startProcess({
       name: 'worker',
-      script: process.env.BENCH_WORKER_SCRIPT || 'worker/main.ts',
+      script: options.workerScript || process.env.BENCH_WORKER_SCRIPT || 'worker/main.ts',
       env: workerEnv,
       logFile: logFile('worker'),
       cpuProfileDir: profileDir('worker'),
@@ -195,7 +203,7 @@ async function startOwnStack(options: StackOptions): Promise<Stack & { realStop(
     cleanups.push(() => worker.stop(30_000));
     const api = startProcess({
       name: 'api',
-      script: 'api/main.ts',
+      script: options.apiScript || 'api/main.ts',
       env: { ...env, ...options.apiEnv },
       logFile: logFile('api'),
       cpuProfileDir: profileDir('api'),
