@@ -6,12 +6,26 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
+import { authorizationUrl } from '../../api/authorization';
+import { newId } from '../../api/ids';
 import { config } from '../../config';
 import { FpsClient } from '../../fps/client';
 import { openLedgerDb } from '../../store/db';
 import { LedgerStore } from '../../store/ledger';
-import { formatReport, reconcile, reconcileUntilSettled, SandboxLedger } from '../../scripts/lib/reconcile';
-import { activeInstrument, call, getStack, sandboxAdmin, until, type Stack } from '../api/stack';
+import {
+  formatReport,
+  reconcile,
+  reconcileUntilSettled,
+  SandboxLedger,
+  UNCOUNTED_GRACE_MS,
+} from '../../scripts/lib/reconcile';
+import {
+  INSTRUMENT_WORKFLOW_TYPE,
+  instrumentSearchAttributes,
+  workflowIdFor,
+  type InstrumentInput,
+} from '../../workflows/messages';
+import { activeInstrument, call, cbuiDecision, getStack, sandboxAdmin, until, type Stack } from '../api/stack';
 
 describe('reconciliation (scripts/lib/reconcile.ts, npm run reconcile)', function () {
   this.timeout(120_000);
@@ -131,6 +145,112 @@ describe('reconciliation (scripts/lib/reconcile.ts, npm run reconcile)', functio
     }
     const again = await reconcile({ client: stack.client, ledger, store, taskQueue: stack.taskQueue, orphans: 'all' });
     assert.deepEqual(again.discrepancies, [], 'restored, it reconciles again');
+  });
+
+  it('reports a completed instrument’s row its workflow never counted (uncounted_record), with its CallerReference', async () => {
+    // A completed workflow, fast: started as the API starts one, but with a short closed retention
+    // (the API takes no settings; its default keeps a closed instrument's workflow for 7 days).
+    const input: InstrumentInput = {
+      instrumentId: newId('ins'),
+      customerId: `reconcile-uncounted-${Date.now().toString(36)}`,
+      type: 'prepaid',
+      currency: 'USD',
+      fundingAmount: 1_000,
+      settings: { closedRetentionMs: 500 },
+    };
+    const { instrumentId } = input;
+    const handle = await stack.client.workflow.start(INSTRUMENT_WORKFLOW_TYPE, {
+      workflowId: workflowIdFor(instrumentId),
+      taskQueue: stack.taskQueue,
+      args: [input],
+      typedSearchAttributes: instrumentSearchAttributes(input),
+      memo: { requestFingerprint: 'reconcile-test' },
+    });
+    const base = config();
+    const cbui = authorizationUrl(
+      {
+        ...base,
+        fps: { ...base.fps, cbuiEndpoint: `${stack.sandboxUrl}/cobranded-ui/actions/start` },
+        api: { ...base.api, publicUrl: stack.apiUrl },
+      },
+      input,
+    );
+    const returned = await fetch(await cbuiDecision(cbui, 'approve'), { redirect: 'manual' });
+    assert.equal(returned.status, 303, await returned.text());
+    await until(`instrument ${instrumentId} active`, async () => {
+      const got = await call(stack, 'GET', `/instruments/${instrumentId}`);
+      return got.status === 200 && got.body.state === 'active' && got.body.pending.length === 0;
+    });
+    for (const key of ['u-1', 'u-2']) {
+      const bought = await call(stack, 'POST', `/instruments/${instrumentId}/purchases`, {
+        body: { amount: '1.00', currency: 'USD' },
+        headers: { 'idempotency-key': key },
+      });
+      assert.equal(bought.status, 201, bought.text);
+    }
+    const closed = await call(stack, 'POST', `/instruments/${instrumentId}/close`, { body: {} });
+    assert.equal(closed.status, 200, closed.text);
+    await until(
+      `workflow of ${instrumentId} completed`,
+      async () => (await handle.describe()).status.name === 'COMPLETED',
+      30_000,
+      200,
+    );
+    const uncountedRef = `${instrumentId}:pay:u-1`;
+    const countedRef = `${instrumentId}:pay:u-2`;
+    const rows = await store.operationsBetween({ instrumentId });
+    assert.ok(rows.length >= 3, JSON.stringify(rows));
+    assert.deepEqual(
+      rows.filter((r) => r.counted_at === null).map((r) => r.caller_reference),
+      [],
+      'the workflow counted every row before it completed',
+    );
+    const row = (await store.operationByCallerReference(uncountedRef))!;
+    assert.equal(row.status, 'Success');
+    // What a lost workflow task leaves: the row written by the activity, never acknowledged.
+    const old = Date.now() - UNCOUNTED_GRACE_MS - 60_000;
+    await store.db
+      .updateTable('operations')
+      .set({ counted_at: null, updated_at: old })
+      .where('caller_reference', '=', uncountedRef)
+      .execute();
+    const mine = async () =>
+      (
+        await reconcile({
+          client: stack.client,
+          ledger,
+          store,
+          taskQueue: stack.taskQueue,
+          customerId: input.customerId,
+        })
+      ).discrepancies.filter((d) => d.instrumentId === instrumentId);
+    try {
+      const found = await mine();
+      const text = JSON.stringify(found, null, 2);
+      assert.ok(
+        found.some(
+          (d) =>
+            d.kind === 'uncounted_record' &&
+            d.callerReference === uncountedRef &&
+            d.transactionId === row.transaction_id &&
+            /purchase u-1 recorded Success/.test(d.detail),
+        ),
+        text,
+      );
+      assert.ok(!found.some((d) => d.callerReference === countedRef), `its counted sibling is not reported: ${text}`);
+      assert.deepEqual(
+        found.map((d) => d.kind),
+        ['uncounted_record'],
+        text,
+      );
+    } finally {
+      await store.db
+        .updateTable('operations')
+        .set({ counted_at: row.counted_at, updated_at: row.updated_at })
+        .where('caller_reference', '=', uncountedRef)
+        .execute();
+    }
+    assert.deepEqual(await mine(), [], 'counted again, it reconciles');
   });
 
   it('reports money moved behind the workflows’ backs, with instrument, CallerReference and transaction id', async () => {
