@@ -3,6 +3,8 @@
 // the event log, and from then on verifies each delivery with the client's constructEvent. An
 // approved purchase of a catalogue item unlocks its download in the buyer's "Your library"; open
 // pages hear of it over server-sent events (GET /store/api/library/events), never by polling.
+// Where this API's own URL may not be a webhook endpoint (WEBHOOK_ALLOW_PRIVATE_URLS=false, as in
+// the production topology), the backend follows the event log instead, once a second.
 import { createHash } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
 import { z } from 'zod';
@@ -10,6 +12,7 @@ import { constructEvent, WebhookSignatureError, type WebhookEvent } from '../../
 import { SIGNATURE_HEADER } from '../../client/signature';
 import { parseDecimal } from '../../fps/money';
 import { wireEvent } from '../../webhooks/event-body';
+import { checkWebhookUrl, WebhookUrlError } from '../../webhooks/url-policy';
 import type { ApiContext } from '../context';
 import { ProblemError } from '../problem';
 import { route, type RouteSpec } from '../route';
@@ -20,6 +23,8 @@ export const FULFILMENT_EVENTS = ['purchase.approved', 'purchase.declined'] as c
 /** Comment lines keep idle SSE connections open through proxies that close silent ones. */
 const KEEP_ALIVE_MS = 25_000;
 const CATCH_UP_PAGE = 500;
+/** How often the event log is read when this API's own URL may not be a webhook endpoint. */
+const LOG_POLL_MS = 1_000;
 
 export interface CatalogueEntry {
   id: string;
@@ -57,6 +62,9 @@ export class StoreFulfilment {
   private endpointId: string | undefined;
   private keepAlive: NodeJS.Timeout | undefined;
   private started: Promise<void> | undefined;
+  /** The event log's last sequence applied (catch-up at start, and the poll without an endpoint). */
+  private logCursor: number | undefined;
+  private logPoll: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly ctx: ApiContext,
@@ -82,6 +90,8 @@ export class StoreFulfilment {
   stop(): void {
     clearInterval(this.keepAlive);
     this.keepAlive = undefined;
+    clearInterval(this.logPoll);
+    this.logPoll = undefined;
     for (const set of this.streams.values()) for (const res of set) res.end();
     this.streams.clear();
   }
@@ -92,6 +102,20 @@ export class StoreFulfilment {
     const url = new URL(FULFILMENT_PATH, this.ctx.cfg.api.publicUrl).toString();
     const base = `storefront-${createHash('sha256').update(url).digest('hex').slice(0, 16)}`;
     const request = { url, events: [...FULFILMENT_EVENTS], description: 'Demo storefront: fulfilment' };
+    try {
+      await checkWebhookUrl(url, { allowPrivate: this.ctx.cfg.webhooks.allowPrivateUrls });
+    } catch (err) {
+      if (!(err instanceof WebhookUrlError)) throw err;
+      // The production topology refuses private webhook URLs (WEBHOOK_ALLOW_PRIVATE_URLS=false), and
+      // this API's own address is one: an endpoint there could never be delivered to. Follow the
+      // event log instead, as a consumer catching up after downtime does.
+      this.ctx.logger.warn(
+        { url, reason: err.message, pollMs: LOG_POLL_MS },
+        'storefront fulfilment: its own URL is refused as a webhook URL; following the event log instead',
+      );
+      await this.followEventLog();
+      return;
+    }
     let { endpoint } = await store.createEndpoint({ ...request, idempotencyKey: base });
     if (endpoint.deleted_at !== null || endpoint.disabled_at !== null) {
       // Someone deleted it, or it failed for a whole retry window: a fresh one for this start.
@@ -100,14 +124,34 @@ export class StoreFulfilment {
     this.secret = endpoint.secret;
     this.endpointId = endpoint.id;
     // Deliveries exist only for events after the endpoint; what came before is in the log.
-    let after: number | undefined;
-    for (;;) {
-      const { rows, hasMore } = await store.eventLog({ after, type: 'purchase.approved', limit: CATCH_UP_PAGE });
-      for (const row of rows) this.apply(wireEvent(row), false);
-      after = rows.at(-1)?.seq ?? after;
-      if (!hasMore) break;
-    }
+    await this.catchUp(false);
     this.ctx.logger.info({ endpointId: endpoint.id, url }, 'storefront fulfilment registered');
+  }
+
+  /** Reads the event log past the last event seen; `push`: tell open pages (not at start). */
+  private async catchUp(push: boolean): Promise<void> {
+    const store = this.ctx.webhooks!;
+    for (;;) {
+      const { rows, hasMore } = await store.eventLog({
+        after: this.logCursor,
+        // At start only what unlocks items; live, the declines too (pages are told of them).
+        type: push ? undefined : 'purchase.approved',
+        limit: CATCH_UP_PAGE,
+      });
+      for (const row of rows) this.apply(wireEvent(row), push);
+      this.logCursor = rows.at(-1)?.seq ?? this.logCursor;
+      if (!hasMore) return;
+    }
+  }
+
+  /** Without an endpoint: the event log, read every LOG_POLL_MS (on the server, not in the browser). */
+  private async followEventLog(): Promise<void> {
+    await this.catchUp(false);
+    this.logPoll = setInterval(() => {
+      this.catchUp(true).catch((err: unknown) =>
+        this.ctx.logger.warn({ err }, 'storefront fulfilment: reading the event log failed; next try soon'),
+      );
+    }, LOG_POLL_MS).unref();
   }
 
   library(customerId: string): LibraryItem[] {

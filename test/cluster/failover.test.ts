@@ -282,6 +282,12 @@ describe('production topology: failover under load', function () {
 
     // ---- the verdict -------------------------------------------------------------------------------
     const problems: string[] = [...crashes];
+    // Private webhook URLs are refused here (as in compose): the storefront registers no endpoint
+    // at its own address (it could never be delivered to) and follows the event log instead.
+    const endpoints = (await (
+      await fetch(`${cluster.apiUrls[0]}/webhook-endpoints`, { headers: { 'x-api-key': cluster.apiKey } })
+    ).json()) as { data: Array<{ url: string }> };
+    for (const e of endpoints.data) problems.push(`an undeliverable webhook endpoint was registered: ${e.url}`);
     const byOutcome = (o: Outcome) => purchases.filter((p) => p.outcome === o);
     for (const p of byOutcome('no_answer')) problems.push(`lost: ${p.purchaseId} on ${p.instrumentId} never answered`);
 
