@@ -89,10 +89,33 @@ const instrumentCommon = {
   description: Description.optional(),
 };
 
+export const AutoTopUpRule = named(
+  'AutoTopUpRule',
+  z.strictObject({
+    below: DecimalAmount.meta({ description: 'Top up when the balance falls below this', example: '5.00' }),
+    amount: DecimalAmount.meta({
+      description: 'Fund this much, cut to what the SetupPrepaid funding limit leaves room for (skipped when none)',
+      example: '20.00',
+    }),
+  }),
+  'Prepaid auto top-up: one FundPrepaid per crossing below `below`',
+);
+
+const LowBalanceThreshold = DecimalAmount.meta({
+  description: 'One balance.low event each time the balance falls from at least this to below it',
+  example: '10.00',
+});
+
 export const CreateInstrumentRequest = named(
   'CreateInstrumentRequest',
   z.discriminatedUnion('type', [
-    z.strictObject({ type: z.literal('prepaid'), fundingAmount: DecimalAmount, ...instrumentCommon }),
+    z.strictObject({
+      type: z.literal('prepaid'),
+      fundingAmount: DecimalAmount,
+      lowBalanceThreshold: LowBalanceThreshold.optional(),
+      autoTopUp: AutoTopUpRule.optional(),
+      ...instrumentCommon,
+    }),
     z.strictObject({
       type: z.literal('postpaid'),
       creditLimit: DecimalAmount,
@@ -145,6 +168,31 @@ export const TransactionSchema = named(
   }),
 );
 
+export const UpdateInstrumentRequest = named(
+  'UpdateInstrumentRequest',
+  z
+    .strictObject({
+      lowBalanceThreshold: LowBalanceThreshold.nullable().optional(),
+      autoTopUp: AutoTopUpRule.nullable().optional(),
+    })
+    .refine((body) => body.lowBalanceThreshold !== undefined || body.autoTopUp !== undefined, {
+      message: 'send lowBalanceThreshold or autoTopUp (null removes a rule)',
+    }),
+  'Prepaid balance rules to change: a field sent replaces the rule, null removes it, a field left out keeps it',
+);
+export type UpdateInstrumentRequest = z.infer<typeof UpdateInstrumentRequest>;
+
+export const BalanceRulesSchema = named(
+  'BalanceRules',
+  z.object({
+    lowBalanceThreshold: Money.optional(),
+    autoTopUp: z.object({ below: Money, amount: Money }).optional(),
+    lowBalanceCrossings: z.number().int().meta({ description: 'Times the balance fell below lowBalanceThreshold' }),
+    autoTopUpCrossings: z.number().int().meta({ description: 'Times the balance fell below autoTopUp.below' }),
+  }),
+  'Prepaid balance rules in force',
+);
+
 export const InstrumentSchema = named(
   'Instrument',
   z.object({
@@ -164,6 +212,7 @@ export const InstrumentSchema = named(
     transactions: z.array(TransactionSchema),
     purchasesApproved: z.number().int(),
     continueAsNewCount: z.number().int(),
+    balanceRules: BalanceRulesSchema.optional(),
     temporalUiUrl: z.string(),
     links: InstrumentLinks,
   }),

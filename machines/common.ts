@@ -39,12 +39,28 @@ export type InstrumentEvent =
   | { type: 'VOID'; ref: string }
   | { type: 'CLOSE'; reason?: string }
   | { type: 'EXPIRE' }
+  /**
+   * Prepaid: replaces the balance rules it names (null removes one, an absent field keeps it). Not a
+   * crossing by itself: a balance already below a new threshold crosses only after it rises again.
+   */
+  | { type: 'SET_BALANCE_RULES'; lowBalanceThreshold?: number | null; autoTopUp?: AutoTopUpRule | null }
+  /**
+   * Prepaid: the workflow starts the top-up for auto top-up crossing `crossing` (and any earlier
+   * one not yet handled). `ref` names the FundPrepaid; the machine decides its amount (or none).
+   */
+  | { type: 'AUTO_TOP_UP'; ref: string; crossing: number }
   /** FPS outcomes of a pending operation. Unknown refs are ignored: a terminal outcome is never overwritten. */
   | { type: 'TRANSACTION_SUCCEEDED'; ref: string }
   | { type: 'TRANSACTION_PENDING'; ref: string }
   | { type: 'TRANSACTION_FAILED'; ref: string; reason?: string };
 
 export type InstrumentEventType = InstrumentEvent['type'];
+
+/** Prepaid auto top-up: once the balance falls below `below`, fund `amount` (within the funding limit). */
+export interface AutoTopUpRule {
+  below: number;
+  amount: number;
+}
 export type EventOf<T extends InstrumentEventType> = Extract<InstrumentEvent, { type: T }>;
 
 export const isPositiveAmount = (amount: unknown): amount is number =>

@@ -3,11 +3,22 @@
 import { initialTransition, transition, type AnyMachineSnapshot, type AnyStateMachine } from 'xstate';
 import type { InstrumentEvent, InstrumentEventType } from './common';
 import { postpaidMachine, type PostpaidContext } from './postpaid';
-import { prepaidMachine, type PrepaidContext } from './prepaid';
+import { prepaidMachine, type BalanceRules, type PrepaidContext } from './prepaid';
 import { singleUseMachine, type SingleUseContext } from './single-use';
 
 export * from './common';
-export { prepaidMachine, type PrepaidContext, type PrepaidInput } from './prepaid';
+export {
+  prepaidMachine,
+  autoTopUpAmount,
+  balanceRulesOf,
+  dueTopUpCrossing,
+  fundingHeadroom,
+  lowBalanceCrossings,
+  type BalanceRules,
+  type BalanceWatch,
+  type PrepaidContext,
+  type PrepaidInput,
+} from './prepaid';
 export {
   postpaidMachine,
   exposureOf,
@@ -34,6 +45,8 @@ export interface MachineInput {
   settlementRetryLimit?: number;
   amount?: number;
   mode?: 'pay' | 'reserve';
+  /** prepaid */
+  balanceRules?: Partial<BalanceRules>;
 }
 
 export type InstrumentContext = PrepaidContext | PostpaidContext | SingleUseContext;
@@ -56,6 +69,7 @@ export function initialSnapshot(kind: MachineKind, input: MachineInput): Instrum
     settlementRetryLimit: input.settlementRetryLimit,
     amount: input.amount ?? 0,
     mode: input.mode,
+    balanceRules: input.balanceRules,
   });
   return snapshot as InstrumentMachineSnapshot;
 }

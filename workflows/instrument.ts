@@ -25,8 +25,12 @@ import { isTerminalStatus, type TransactionStatus } from '../fps/actions';
 import { callerReferenceFor } from '../fps/caller-reference';
 import { formatDecimal, isSupportedCurrency, MAX_MINOR_UNITS } from '../fps/money';
 import {
+  balanceRulesOf,
+  dueTopUpCrossing,
+  findPending,
   handles,
   initialSnapshot,
+  lowBalanceCrossings,
   isFinal,
   operationRef,
   persist,
@@ -53,6 +57,7 @@ import {
   InstrumentTypeKey,
   purchaseUpdate,
   refundUpdate,
+  setBalanceRulesUpdate,
   settleUpdate,
   snapshotQuery,
   operationResultQuery,
@@ -61,6 +66,7 @@ import {
   voidUpdate,
   writeOffUpdate,
   type AuthorizationReturn,
+  type BalanceRulesChange,
   type CaptureRequest,
   type CloseRequest,
   type DeclineReason,
@@ -76,6 +82,7 @@ import {
   type UpdateRejectionType,
   type VoidRequest,
 } from './messages';
+import { instrumentEventData, lifecycleEventKey, type WorkflowEvent } from './events';
 import { Mutex } from './mutex';
 import { resolveSettings, type ResolvedSettings } from './settings';
 import {
@@ -100,6 +107,8 @@ const MAX_ID_LENGTH = 200;
  */
 export const OWN_ID_PREFIX = 'wf:';
 const INITIAL_FUNDING_ID = `${OWN_ID_PREFIX}initial`;
+/** The funding id of the automatic top-up for auto top-up crossing `n`. */
+const autoTopUpId = (crossing: number) => `${OWN_ID_PREFIX}auto-${crossing}`;
 /** An FPS call (client timeout 10 s by default) gets this long per attempt. */
 const FPS_CALL_TIMEOUT = '15s';
 /** Marks the workflow code that asks the record about ids beyond the window (for replaying older histories). */
@@ -109,6 +118,11 @@ const RECORD_LOOKUP_PATCH = 'record-lookup-beyond-window';
  * ids, and trusts only counted rows beyond its window (activities/record-contract.ts, migration 004).
  */
 const COUNTED_ACK_PATCH = 'record-counted-acknowledgement';
+/**
+ * Marks the workflow code that emits lifecycle and balance.low events (workflows/events.ts): a
+ * history from before it replays its transitions without scheduling the emitting activity.
+ */
+const EVENTS_PATCH = 'merchant-lifecycle-events';
 /** Acknowledgements go in batches of about a tenth of the window (at most 100 ids per activity). */
 const ackBatchSize = (processedIdLimit: number) => Math.min(100, Math.max(1, Math.floor(processedIdLimit / 10)));
 
@@ -190,6 +204,26 @@ function validateInput(input: InstrumentInput): void {
   if (input.type === 'single-use' && !positive(input.amount)) fail('single-use needs a positive amount');
   if (input.singleUseMode !== undefined && input.singleUseMode !== 'pay' && input.singleUseMode !== 'reserve')
     fail('singleUseMode is pay or reserve');
+  if (input.balanceRules !== undefined) {
+    if (input.type !== 'prepaid') fail('balanceRules apply to prepaid instruments only');
+    const problem = balanceRulesProblem(input.balanceRules);
+    if (problem) fail(problem);
+  }
+}
+
+/** Why a balance rules change is malformed, or undefined (shape only: the machine's guard decides the rest). */
+function balanceRulesProblem(change: unknown): string | undefined {
+  if (typeof change !== 'object' || change === null) return 'balance rules must be an object';
+  const { lowBalanceThreshold, autoTopUp } = change as BalanceRulesChange;
+  const positive = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v > 0 && v <= MAX_MINOR_UNITS;
+  if (lowBalanceThreshold !== undefined && lowBalanceThreshold !== null && !positive(lowBalanceThreshold))
+    return 'lowBalanceThreshold must be a positive integer of minor units or null';
+  if (autoTopUp !== undefined && autoTopUp !== null) {
+    if (typeof autoTopUp !== 'object') return 'autoTopUp must be an object or null';
+    if (!positive(autoTopUp.below)) return 'autoTopUp.below must be a positive integer of minor units';
+    if (!positive(autoTopUp.amount)) return 'autoTopUp.amount must be a positive integer of minor units';
+  }
+  return undefined;
 }
 
 export async function instrumentWorkflow(arg: InstrumentInput | ContinuedState): Promise<InstrumentSnapshot> {
@@ -235,6 +269,14 @@ class Instrument {
   acknowledging = false;
   /** Recorded rows the workflow never counted, found beyond the window and being run again, by ref. */
   readonly rerunning = new Map<string, RecordedOperation>();
+  /** The emitting activity for lifecycle and balance.low events (see `emit`). */
+  readonly events: ReturnType<typeof proxyActivities<RecordActivities>>;
+  /** Events emitted one after another, in the order their transitions happened. */
+  emitted: Promise<void> = Promise.resolve();
+  /** Emits not yet written (continue-as-new and completion wait for them). */
+  emitting = 0;
+  /** An EXPIRE is being applied: its state change (if any) emits instrument.expired first. */
+  expiring = false;
 
   constructor(arg: InstrumentInput | ContinuedState) {
     if (isContinuedState(arg)) {
@@ -277,6 +319,7 @@ class Instrument {
         settlementRetryLimit: this.settings.settlementRetryLimit,
         amount: arg.amount,
         mode: arg.singleUseMode,
+        balanceRules: arg.balanceRules,
       });
       this.tokens = undefined;
       this.transactions = [];
@@ -314,6 +357,16 @@ class Instrument {
     this.recordAck = proxyActivities<RecordActivities>({
       startToCloseTimeout: '10s',
       retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
+    });
+    // Scheduled, not local, for the reason acknowledgements are: a local activity runs inside the
+    // workflow task, so a task that is then lost (worker crash, server restart, an Update whose
+    // acceptance never became durable) would leave an event for a transition that never happened.
+    // A scheduled activity's command commits with the task that made the transition. Lifecycle
+    // events are rare, so the extra server round trip costs the purchase path nothing. Retried
+    // until the record answers: the fact happened, its event must be written.
+    this.events = proxyActivities<RecordActivities>({
+      startToCloseTimeout: '10s',
+      retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s' },
     });
   }
 
@@ -460,6 +513,20 @@ class Instrument {
       },
     });
 
+    // Not under the lock: rules change at once, between operations' steps; the machine counts crossings from here on.
+    setHandler(setBalanceRulesUpdate, (change) => this.setBalanceRules(change), {
+      validator: (change) => {
+        const problem = balanceRulesProblem(change);
+        if (problem) throw rejection(UpdateRejection.InvalidRequest, problem);
+        if (this.kind !== 'prepaid')
+          throw rejection(UpdateRejection.InvalidRequest, 'balance rules apply to prepaid instruments only');
+        if (isFinal(this.snapshot))
+          throw rejection(UpdateRejection.InvalidState, `cannot change balance rules: the instrument is ${this.state}`);
+        if (!this.snapshot.can({ type: 'SET_BALANCE_RULES', ...change }))
+          throw rejection(UpdateRejection.InvalidRequest, 'invalid balance rules');
+      },
+    });
+
     setHandler(closeUpdate, (req) => this.lock.run(async () => this.close(req)), {
       validator: (req) => {
         requireRequest(req);
@@ -478,6 +545,9 @@ class Instrument {
     const running = this.inFlight.get(ref);
     if (running) return running.result;
     const result = this.lock.run(async () => {
+      // Events of earlier transitions are written first, so an instrument's sequence follows its
+      // story (activated before the first purchase.approved). Nothing to wait for on most operations.
+      await this.eventsWritten();
       const answered = this.processed.get(ref);
       if (answered) return this.resultOf(answered);
       // This operation is in flight itself now: only the window and open operations count.
@@ -741,6 +811,8 @@ class Instrument {
       const ref = operationRef('fund', INITIAL_FUNDING_ID);
       const amount = this.input.fundingAmount!;
       this.apply({ type: 'AUTHORIZED', ref, amount });
+      // instrument.authorized before the initial funding's funding.* event.
+      await this.eventsWritten();
       const op = this.openOperation({
         ref,
         id: INITIAL_FUNDING_ID,
@@ -1440,13 +1512,56 @@ class Instrument {
   /** Applies an event to the machine; false when it was not valid (nothing changed). */
   apply(event: InstrumentEvent): boolean {
     const before = this.state;
+    const crossingsBefore = this.kind === 'prepaid' ? lowBalanceCrossings(this.snapshot.context as PrepaidContext) : 0;
     const next = step(this.kind, this.snapshot, event);
     if (!next.changed) return false;
     this.snapshot = next.snapshot;
     const after = this.state;
+    if (this.kind === 'prepaid') {
+      // Compared, not recomputed: the machine counted the crossing (one per fall below the threshold).
+      const crossings = lowBalanceCrossings(this.snapshot.context as PrepaidContext);
+      if (crossings > crossingsBefore) this.emitEvent('balance.low', lifecycleEventKey.balanceLow(crossings));
+    }
     if (after !== before) this.onStateChange(before, after);
     this.refresh();
     return true;
+  }
+
+  /** Prepaid: the Update's handler (validated): the machine keeps the rules and counts from now. */
+  setBalanceRules(change: BalanceRulesChange): InstrumentSnapshot {
+    const event: InstrumentEvent = { type: 'SET_BALANCE_RULES' };
+    if (change.lowBalanceThreshold !== undefined) event.lowBalanceThreshold = change.lowBalanceThreshold;
+    if (change.autoTopUp !== undefined)
+      event.autoTopUp = change.autoTopUp && { below: change.autoTopUp.below, amount: change.autoTopUp.amount };
+    if (!this.apply(event)) throw rejection(UpdateRejection.InvalidState, `cannot change balance rules now`);
+    log.info('balance rules changed', {
+      instrumentId: this.id,
+      rules: balanceRulesOf(this.snapshot.context as PrepaidContext),
+    });
+    return this.describe();
+  }
+
+  /**
+   * Queues one lifecycle or balance.low event for the record's outbox, written after the ones
+   * before it (so an instrument's sequence follows its transitions). Not awaited by the transition.
+   */
+  emitEvent(type: WorkflowEvent['type'], eventKey: string): void {
+    if (!patched(EVENTS_PATCH)) return;
+    const data = instrumentEventData(this.describe());
+    if (type === 'balance.low' && this.kind === 'prepaid')
+      data.crossing = lowBalanceCrossings(this.snapshot.context as PrepaidContext);
+    const input = { type, instrumentId: this.id, customerId: this.input.customerId, eventKey, data };
+    this.emitting++;
+    this.emitted = this.emitted
+      .then(() =>
+        this.events.emitInstrumentEvent.executeWithOptions({ summary: `event ${type} (${eventKey})` }, [input]),
+      )
+      .catch((err: unknown) => {
+        log.error('event not written', { instrumentId: this.id, type, eventKey, error: String(err) });
+      })
+      .finally(() => {
+        this.emitting--;
+      });
   }
 
   onStateChange(from: string, to: string): void {
@@ -1461,7 +1576,37 @@ class Instrument {
       this.timers.writeOffAt = Date.now() + this.settings.writeOffGraceMs;
     }
     if (this.kind === 'postpaid' && to === 'active' && from === 'delinquent') this.timers.writeOffAt = undefined;
+    this.emitLifecycle(from, to);
     this.publishState();
+  }
+
+  /**
+   * Lifecycle events of a state change: authorized when the buyer's authorization is accepted,
+   * activated when the instrument first takes purchases (prepaid: after its initial funding),
+   * delinquent each time a postpaid account becomes so, closed when it reaches a final state.
+   */
+  emitLifecycle(from: string, to: string): void {
+    const beforeUse = ['awaitingAuthorization', 'funding', 'fundingPending'];
+    const final = isFinal(this.snapshot);
+    if (this.expiring) {
+      // The expiry's event goes before the closing it causes (emits are written in order).
+      this.expiring = false;
+      this.emitEvent('instrument.expired', lifecycleEventKey.expired());
+    }
+    if (from === 'awaitingAuthorization' && !final)
+      this.emitEvent('instrument.authorized', lifecycleEventKey.authorized());
+    if (beforeUse.includes(from) && !final && !beforeUse.includes(to))
+      this.emitEvent('instrument.activated', lifecycleEventKey.activated());
+    if (this.kind === 'postpaid' && to === 'delinquent') {
+      this.counters.delinquencies = (this.counters.delinquencies ?? 0) + 1;
+      this.emitEvent('instrument.delinquent', lifecycleEventKey.delinquent(this.counters.delinquencies));
+    }
+    if (final) this.emitEvent('instrument.closed', lifecycleEventKey.closed());
+  }
+
+  /** Waits until the events emitted so far are written (before a step whose own events must follow them). */
+  async eventsWritten(): Promise<void> {
+    if (this.emitting > 0) await condition(() => this.emitting === 0);
   }
 
   publishState(): void {
@@ -1509,7 +1654,19 @@ class Instrument {
       closeReason: ctx.closeReason,
       final: isFinal(this.snapshot),
     };
-    if (this.kind === 'prepaid') snap.balance = (ctx as PrepaidContext).balance;
+    if (this.kind === 'prepaid') {
+      const c = ctx as PrepaidContext;
+      snap.balance = c.balance;
+      if (c.watch) {
+        const { lowBalanceThreshold, autoTopUp } = c.watch.rules;
+        snap.balanceRules = {
+          lowBalanceThreshold: lowBalanceThreshold ?? undefined,
+          autoTopUp: autoTopUp ?? undefined,
+          lowBalanceCrossings: c.watch.lowCrossings,
+          autoTopUpCrossings: c.watch.topUpCrossings,
+        };
+      }
+    }
     if (this.kind === 'postpaid') {
       const c = ctx as PostpaidContext;
       Object.assign(snap, {
@@ -1546,12 +1703,18 @@ class Instrument {
         await condition(allHandlersFinished);
         if (!this.finished()) continue;
         await this.acknowledgeAll();
+        await this.eventsWritten();
         if (this.finished()) return this.describe();
         continue;
       }
       if (this.shouldContinueAsNew()) {
         await condition(
-          () => allHandlersFinished() && !this.lock.busy && this.resolverCalls === 0 && !this.acknowledging,
+          () =>
+            allHandlersFinished() &&
+            !this.lock.busy &&
+            this.resolverCalls === 0 &&
+            !this.acknowledging &&
+            this.emitting === 0,
         );
         return this.continueAsNew();
       }
@@ -1652,6 +1815,14 @@ class Instrument {
         return () => this.lock.run(() => this.expire());
       }
     }
+    if (this.kind === 'prepaid' && this.tokens) {
+      // A crossing below the auto top-up rule's threshold, not yet topped up. The main loop awaits
+      // the work, so it is queued once; the machine marks the crossing handled when it starts.
+      const crossing = dueTopUpCrossing(this.snapshot.context as PrepaidContext);
+      if (crossing !== undefined && this.snapshot.can(this.autoTopUpEvent(crossing)))
+        return () => this.autoTopUp(crossing);
+      return undefined;
+    }
     if (this.kind !== 'postpaid' || !this.tokens) return undefined;
     const ctx = this.snapshot.context as PostpaidContext;
     if (ctx.expired && this.state === 'active' && this.snapshot.can({ type: 'CLOSE' })) {
@@ -1680,7 +1851,11 @@ class Instrument {
   }
 
   async expire(): Promise<void> {
+    this.expiring = true;
     const applied = this.apply({ type: 'EXPIRE' });
+    // No state change (postpaid with debt: it settles first, then closes).
+    if (applied && this.expiring) this.emitEvent('instrument.expired', lifecycleEventKey.expired());
+    this.expiring = false;
     log.info('instrument expired', { instrumentId: this.id, state: this.state, applied });
     if (this.kind === 'postpaid' && !isFinal(this.snapshot) && (this.snapshot.context as PostpaidContext).debt > 0)
       this.timers.settleSoon = true;
@@ -1699,6 +1874,52 @@ class Instrument {
       this.operation(event.ref, event.amount, () => this.settle(id, undefined)),
       'automatic settlement',
     );
+  }
+
+  autoTopUpEvent(crossing: number): Extract<InstrumentEvent, { type: 'AUTO_TOP_UP' }> {
+    return { type: 'AUTO_TOP_UP', ref: operationRef('fund', autoTopUpId(crossing)), crossing };
+  }
+
+  /**
+   * Prepaid auto top-up for a crossing: a FundPrepaid of the rule's amount cut to the room under
+   * the funding limit (the machine's autoTopUpAmount), skipped when there is no room. Its id is the
+   * workflow's own (`wf:auto-<crossing>`, CallerReference `<instrument>:fund:wf:auto-<crossing>`),
+   * which no caller can send, so a retry or replay funds once; funding.* events come from its row.
+   */
+  async autoTopUp(crossing: number): Promise<void> {
+    const event = this.autoTopUpEvent(crossing);
+    const id = autoTopUpId(crossing);
+    await this.background(
+      this.operation(event.ref, undefined, () => this.topUp(id, event)),
+      'automatic top-up',
+    );
+  }
+
+  async topUp(id: string, event: Extract<InstrumentEvent, { type: 'AUTO_TOP_UP' }>): Promise<OperationResult> {
+    if (!this.apply(event)) throw rejection(UpdateRejection.InvalidState, `top-up ${id} is no longer due`);
+    const planned = findPending(this.snapshot.context, event.ref);
+    if (!planned) {
+      log.info('automatic top-up skipped: no room under the funding limit', {
+        instrumentId: this.id,
+        crossing: event.crossing,
+      });
+      throw rejection(UpdateRejection.LimitExceeded, `top-up ${id} skipped: no room under the funding limit`);
+    }
+    log.info('automatic top-up', {
+      instrumentId: this.id,
+      crossing: event.crossing,
+      amount: planned.amount,
+      fundingId: id,
+    });
+    const op = this.openOperation({
+      ref: event.ref,
+      id,
+      operation: 'fund',
+      amount: planned.amount,
+      callerReference: callerReferenceFor(this.id, 'fund', id),
+    });
+    this.applyAnswer(op, await this.call(op, false));
+    return this.finish(op);
   }
 
   /** Awaits a workflow-initiated operation; a refusal (the state changed while it queued) is logged, not thrown. */

@@ -50,6 +50,16 @@ export interface InstrumentSettings {
   fpsRetryInitialMs?: number;
 }
 
+/**
+ * Prepaid balance rules, minor units. In a change (PATCH), null removes a rule and an absent field
+ * keeps it. `lowBalanceThreshold`: one balance.low per crossing below it. `autoTopUp`: one
+ * FundPrepaid of `amount` (cut to the room under the SetupPrepaid funding limit) per crossing below `below`.
+ */
+export interface BalanceRulesChange {
+  lowBalanceThreshold?: MinorUnits | null;
+  autoTopUp?: { below: MinorUnits; amount: MinorUnits } | null;
+}
+
 export interface InstrumentInput {
   instrumentId: string;
   customerId: string;
@@ -66,6 +76,8 @@ export interface InstrumentInput {
   singleUseMode?: 'pay' | 'reserve';
   description?: string;
   settings?: InstrumentSettings;
+  /** prepaid: balance rules from creation (PATCH /instruments/{id} changes them later). */
+  balanceRules?: BalanceRulesChange;
 }
 
 /** The verified CBUI return, as parsed by fps/cbui parseCbuiReturn. */
@@ -204,6 +216,13 @@ export interface InstrumentSnapshot {
   refunded?: MinorUnits;
   /** The instrument reached a final state: Updates are refused with InvalidState (duplicates still answer). */
   final: boolean;
+  /** prepaid: the balance rules in force, and how often the balance crossed below each threshold. */
+  balanceRules?: {
+    lowBalanceThreshold?: MinorUnits;
+    autoTopUp?: { below: MinorUnits; amount: MinorUnits };
+    lowBalanceCrossings: number;
+    autoTopUpCrossings: number;
+  };
 }
 
 export const authorizationReturnedSignal = defineSignal<[AuthorizationReturn]>('authorizationReturned');
@@ -217,6 +236,8 @@ export const refundUpdate = defineUpdate<OperationResult, [RefundRequest]>('refu
 export const captureUpdate = defineUpdate<OperationResult, [CaptureRequest]>('capture');
 export const voidUpdate = defineUpdate<OperationResult, [VoidRequest]>('void');
 export const closeUpdate = defineUpdate<OperationResult, [CloseRequest]>('close');
+/** Prepaid: changes the balance rules; answers the instrument's snapshot. */
+export const setBalanceRulesUpdate = defineUpdate<InstrumentSnapshot, [BalanceRulesChange]>('setBalanceRules');
 
 export const snapshotQuery = defineQuery<InstrumentSnapshot>('snapshot');
 

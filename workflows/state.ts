@@ -71,6 +71,8 @@ export interface Counters {
   /** Settlements the workflow started itself (cycle, threshold, retry, expiry): names their CallerReferences. */
   autoSettlements: number;
   autoWriteOffs: number;
+  /** Postpaid: times the account became delinquent (names its instrument.delinquent events). */
+  delinquencies?: number;
   /**
    * Answers dropped from the window of processed ids (settings.processedIdLimit). Once any were, an
    * id the workflow does not know may still be a recorded operation: it asks the record first.

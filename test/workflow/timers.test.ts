@@ -76,7 +76,8 @@ describe('settlement cycles and expiry (Temporal + worker + sandbox process)', f
     const prepaid = await startInstrument(worker.taskQueue, {
       type: 'prepaid',
       fundingAmount: 1_000,
-      settings: { ...FAST, expiresAt: Date.now() + 2_000 },
+      // Room for authorization, its instrument.authorized event and the initial funding before expiry.
+      settings: { ...FAST, expiresAt: Date.now() + 4_000 },
     });
     await authorize(sandbox, prepaid.handle, prepaid.input);
     await waitForState(prepaid.handle, 'active');
