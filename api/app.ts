@@ -3,9 +3,15 @@
 // Listening, connecting and shutting down are main.ts's job, so tests can run the app in-process.
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
+import express, {
+  type ErrorRequestHandler,
+  type Express,
+  type Request,
+  type RequestHandler,
+  type Response,
+} from 'express';
 import type { Client } from '@temporalio/client';
-import type { Tracer } from '@opentelemetry/api';
+import type { Span, Tracer } from '@opentelemetry/api';
 import { config as loadedConfig, type Config } from '../config';
 import { createLogger, type Logger } from '../config/logger';
 import { CallbackVerifier } from '../fps/callback-verifier';
@@ -28,6 +34,7 @@ import { WebhookStore } from '../store/webhooks';
 import type { ApiMetrics } from '../observability/api-metrics';
 import { metricsHandler } from '../observability/metrics';
 import { inServerSpan } from '../observability/tracing';
+import type { TraceLinks } from '../observability/trace-links';
 
 export const BODY_LIMIT = '16kb';
 
@@ -45,6 +52,8 @@ export interface AppDeps {
   metrics?: ApiMetrics;
   /** A server span per routed request when tracing is on (observability/tracing.ts); none when absent. */
   tracer?: Tracer;
+  /** With the tracer: a 202 answer remembers its span, an IPN links to it (observability/trace-links.ts). */
+  traceLinks?: TraceLinks;
 }
 
 export interface MerchantApi {
@@ -70,6 +79,7 @@ export function createApi(deps: AppDeps): MerchantApi {
     instruments: new Instruments(deps.client, cfg, logger, {
       operationTimeoutMs: cfg.api.operationTimeoutMs,
       ledger: deps.ledger,
+      onBusyRetry: metrics?.updateBusyRetry,
     }),
   };
 
@@ -117,10 +127,13 @@ export function createApi(deps: AppDeps): MerchantApi {
     if (tracer) {
       const name = `${spec.method.toUpperCase()} ${spec.path}`;
       const traced = handler;
+      const links = deps.traceLinks;
       handler = (req, res) =>
         inServerSpan(tracer, name, { 'http.request.method': req.method, 'http.route': spec.path }, async (span) => {
+          const body = links ? captureJson(res) : undefined;
           await traced(req, res);
           span.setAttribute('http.response.status_code', res.statusCode);
+          if (links && body) await linkPending(links, spec, req, res, span, body(), logger);
         });
     }
     chain.push(async (req, res) => {
@@ -139,6 +152,49 @@ export function createApi(deps: AppDeps): MerchantApi {
 /** The Express app alone, for callers that only need to listen. */
 export function createApp(deps: AppDeps): Express {
   return createApi(deps).app;
+}
+
+/** Remembers what the handler sends with res.json (the operation a 202 answered). */
+function captureJson(res: Response): () => unknown {
+  let sent: unknown;
+  const json = res.json.bind(res);
+  res.json = ((body: unknown) => {
+    sent = body;
+    return json(body);
+  }) as Response['json'];
+  return () => sent;
+}
+
+/**
+ * A 202 (an operation left Pending at FPS) remembers its span under the operation's CallerReference;
+ * the IPN that later resolves it links its own span to that one (a trace of its own: it arrives
+ * later, from FPS). Never fails the request: the answer is already sent.
+ */
+async function linkPending(
+  links: TraceLinks,
+  spec: RouteSpec,
+  req: Request,
+  res: Response,
+  span: Span,
+  sent: unknown,
+  logger: Logger,
+): Promise<void> {
+  try {
+    const pendingRef = (sent as { callerReference?: unknown } | undefined)?.callerReference;
+    if (res.statusCode === 202 && typeof pendingRef === 'string') {
+      await links.remember(pendingRef, span.spanContext());
+      return;
+    }
+    const ipnRef = (req.body as { callerReference?: unknown } | undefined)?.callerReference;
+    if (spec.operationId === 'fpsIpn' && res.statusCode === 200 && typeof ipnRef === 'string' && ipnRef) {
+      const pending = await links.find(ipnRef);
+      if (!pending) return;
+      span.addLink({ context: pending, attributes: { 'fps.caller_reference': ipnRef } });
+      span.setAttribute('fps.pending_trace_id', pending.traceId);
+    }
+  } catch (err) {
+    logger.warn({ err, route: spec.path }, 'trace link not recorded');
+  }
 }
 
 /** Names the route template for the request metrics (a path's ids would make a label per instrument). */

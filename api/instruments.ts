@@ -51,6 +51,8 @@ export interface InstrumentsOptions {
   busyBackoffMs?: number;
   /** The record (the ledger store), for reads of operations the workflow no longer remembers. */
   ledger?: LedgerStore;
+  /** Told before each busy retry (metrics): 'resource_exhausted' or 'unprocessed'. */
+  onBusyRetry?: (reason: 'resource_exhausted' | 'unprocessed') => void;
 }
 
 export class Instruments {
@@ -166,6 +168,7 @@ export class Instruments {
             { instrumentId, operationId, attempt, waitMs: Math.round(wait), reason: busy },
             'update refused, retrying with the same id',
           );
+          this.options.onBusyRetry?.(isResourceExhausted(err) ? 'resource_exhausted' : 'unprocessed');
           await sleep(wait);
           continue;
         }

@@ -13,6 +13,7 @@ import { temporalRetryInterceptors } from './temporal-retry';
 import { createApiMetrics } from '../observability/api-metrics';
 import { registerBusinessGauges } from '../observability/business-gauges';
 import { startTracing } from '../observability/tracing';
+import { openTraceLinks } from '../observability/trace-links';
 import { OpenTelemetryWorkflowClientInterceptor } from '@temporalio/interceptors-opentelemetry';
 
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -44,6 +45,7 @@ async function main(): Promise<void> {
     registerBusinessGauges(metrics.registry, {
       ledger,
       client,
+      taskQueue: cfg.temporal.taskQueue,
       refreshMs: observability.storeGaugesRefreshMs,
       logger,
     });
@@ -54,6 +56,8 @@ async function main(): Promise<void> {
         onAttempt: metrics?.webhookAttempt,
       })
     : undefined;
+  // A 202's span, found again by the IPN that resolves the operation (a table beside the record's).
+  const traceLinks = tracing ? await openTraceLinks(ledger, logger) : undefined;
   const api = createApi({
     client,
     config: cfg,
@@ -62,6 +66,7 @@ async function main(): Promise<void> {
     onEventQueued: () => deliverer?.nudge(),
     metrics,
     tracer: tracing?.tracer,
+    traceLinks,
   });
   const app = api.app;
 

@@ -1,5 +1,5 @@
 // The merchant API's metrics (GET /metrics): requests and latency by route template and status,
-// purchases by outcome and decline code, Temporal RPC retries, overload answers (429/503/504),
+// purchases by outcome and decline code, Temporal RPC retries and the API's own busy-Update retries, overload answers (429/503/504),
 // FPS callbacks verified or refused; the business gauges (business-gauges.ts) join the same registry.
 import type { RequestHandler } from 'express';
 import { Counter, Histogram, type Registry } from 'prom-client';
@@ -15,6 +15,8 @@ export interface ApiMetrics {
   callback(kind: 'return' | 'ipn', verified: boolean): void;
   /** A Temporal RPC the client's retry interceptor is about to send again. */
   temporalRetry(grpcCode: number, reason: string): void;
+  /** An Update api/instruments.ts operate() sends again itself (busy instrument, or dropped unprocessed). */
+  updateBusyRetry(reason: 'resource_exhausted' | 'unprocessed'): void;
   /** One recorded webhook attempt (webhooks/deliverer.ts onAttempt). */
   webhookAttempt(result: 'delivered' | 'pending' | 'failed', durationMs: number, endpointId: string): void;
 }
@@ -60,6 +62,12 @@ export function createApiMetrics(registry: Registry = createRegistry('api')): Ap
     labelNames: ['grpc_code', 'reason'] as const,
     registers: [registry],
   });
+  const busyRetries = new Counter({
+    name: 'update_busy_retries_total',
+    help: 'Updates the API sent again with the same id after Temporal refused them (resource_exhausted: too many in flight on the instrument) or dropped them before a workflow task saw them (unprocessed)',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
 
   const webhookAttempts = new Counter({
     name: 'webhook_attempts_total',
@@ -101,6 +109,7 @@ export function createApiMetrics(registry: Registry = createRegistry('api')): Ap
     purchase: (outcome, declineCode) => purchases.inc({ outcome, decline_code: declineCode ?? '' }),
     callback: (kind, verified) => callbacks.inc({ kind, result: verified ? 'verified' : 'refused' }),
     temporalRetry: (grpcCode, reason) => retries.inc({ grpc_code: String(grpcCode), reason }),
+    updateBusyRetry: (reason) => busyRetries.inc({ reason }),
     webhookAttempt: (result, durationMs, endpoint) => {
       webhookAttempts.inc({ endpoint, result });
       webhookDuration.observe(durationMs / 1000);

@@ -1,13 +1,15 @@
 // Business gauges, exposed by the API process (it holds the record's connection and a Temporal
 // client; the worker may run as many processes): money owed from the record (prepaid liability,
 // postpaid debt), pending operations and their age, the webhook backlog, and open instruments by
-// type from visibility counts. A few grouped queries, recomputed at most every
+// type and state from visibility counts (one per type and machine state: visibility groups counts by
+// ExecutionStatus only). A few grouped queries, recomputed at most every
 // METRICS_STORE_REFRESH_MS whatever the scrape rate; never one query per workflow.
 import type { Client } from '@temporalio/client';
 import { sql } from 'kysely';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../config/logger';
 import type { LedgerStore } from '../store/ledger';
+import { stateNames } from '../machines';
 import { effectOf } from '../store/statement';
 import { INSTRUMENT_TYPES, INSTRUMENT_WORKFLOW_TYPE, SEARCH_ATTRIBUTES } from '../workflows/messages';
 
@@ -15,13 +17,15 @@ interface Snapshot {
   money: Array<{ kind: 'prepaid_liability' | 'outstanding_debt'; currency: string; minor: number }>;
   pending: Array<{ operation: string; count: number; oldestAt: number }>;
   webhooks: { pending: number; oldestAt: number | null; failed: number };
-  open: Array<{ type: string; count: number }>;
+  open: Array<{ type: string; state: string; count: number }>;
   at: number;
 }
 
 export interface BusinessGaugeSources {
   ledger?: LedgerStore;
   client?: Client;
+  /** Count only instruments on this task queue (this deployment's: the API starts them there). */
+  taskQueue?: string;
   refreshMs: number;
   logger: Logger;
   now?: () => number;
@@ -58,7 +62,7 @@ export function registerBusinessGauges(registry: Registry, sources: BusinessGaug
           },
         ),
       client &&
-        openInstruments(client).then(
+        openInstruments(client, sources.taskQueue).then(
           (open) => (next.open = open),
           (err: unknown) => {
             refreshErrors.inc({ source: 'visibility' });
@@ -123,9 +127,9 @@ export function registerBusinessGauges(registry: Registry, sources: BusinessGaug
   if (sources.client) {
     gauge(
       'instruments_open',
-      'Open (running) instrument workflows by type, from Temporal visibility counts',
-      ['type'],
-      (g, s) => s.open.forEach((o) => g.set({ type: o.type }, o.count)),
+      'Open (running) instrument workflows by type and state (the InstrumentState search attribute), from Temporal visibility counts',
+      ['type', 'state'],
+      (g, s) => s.open.forEach((o) => g.set({ type: o.type, state: o.state }, o.count)),
     );
   }
 }
@@ -180,14 +184,24 @@ async function recordFigures(ledger: LedgerStore): Promise<Pick<Snapshot, 'money
   };
 }
 
-/** One visibility count per instrument type (three small queries). */
-async function openInstruments(client: Client): Promise<Snapshot['open']> {
-  return Promise.all(
-    INSTRUMENT_TYPES.map(async (type) => {
+/** Every (type, state) pair of the machines: 30 small count queries, a few at a time. */
+const TYPE_STATES = INSTRUMENT_TYPES.flatMap((type) => stateNames(type).map((state) => ({ type, state })));
+const COUNT_CONCURRENCY = 6;
+
+/** One visibility count per instrument type and state (InstrumentState, kept current by the workflow). */
+async function openInstruments(client: Client, taskQueue?: string): Promise<Snapshot['open']> {
+  const queue = taskQueue ? ` AND TaskQueue = "${taskQueue.replace(/[\\"]/g, '\\$&')}"` : '';
+  const open: Snapshot['open'] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < TYPE_STATES.length) {
+      const { type, state } = TYPE_STATES[next++];
       const { count } = await client.workflow.count(
-        `WorkflowType = "${INSTRUMENT_WORKFLOW_TYPE}" AND ExecutionStatus = "Running" AND ${SEARCH_ATTRIBUTES.InstrumentType} = "${type}"`,
+        `WorkflowType = "${INSTRUMENT_WORKFLOW_TYPE}" AND ExecutionStatus = "Running" AND ${SEARCH_ATTRIBUTES.InstrumentType} = "${type}" AND ${SEARCH_ATTRIBUTES.InstrumentState} = "${state}"${queue}`,
       );
-      return { type, count };
-    }),
-  );
+      open.push({ type, state, count });
+    }
+  };
+  await Promise.all(Array.from({ length: COUNT_CONCURRENCY }, worker));
+  return open;
 }

@@ -15,7 +15,9 @@ import { FaultQueue, parseFaultsEnv, type FaultSpec } from './faults';
 import { html, page } from './html';
 import { IpnSender } from './ipn-sender';
 import { Ledger } from './ledger';
+import { createSandboxMetrics } from './metrics';
 import { queryApi } from './query-api';
+import { metricsHandler } from '../observability/metrics';
 
 export interface SandboxOptions {
   /** 0 picks a free port (see Sandbox.url). */
@@ -37,6 +39,8 @@ export interface SandboxOptions {
   logger?: Logger;
   /** How long close() lets requests in flight finish before cutting connections. */
   shutdownGraceMs?: number;
+  /** GET /metrics (Prometheus, sandbox/metrics.ts); default true (METRICS_ENABLED). */
+  metrics?: boolean;
 }
 
 export interface Sandbox {
@@ -66,6 +70,7 @@ export function sandboxOptionsFromConfig(c: Config['sandbox'] = config().sandbox
     ipnMaxAttempts: c.ipnMaxAttempts,
     ipnTimeoutMs: c.ipnTimeoutMs,
     faults: parseFaultsEnv(c.faults),
+    metrics: config().observability.metrics,
   };
 }
 
@@ -109,6 +114,7 @@ function assemble(options: SandboxOptions, url: string, server: http.Server, log
     pendingDelayMs: options.pendingDelayMs,
     onEvent: (event) => sender.enqueue(event),
   });
+  const metrics = options.metrics === false ? undefined : createSandboxMetrics(ledger.db);
   const sender = new IpnSender({
     db: ledger.db,
     settings: { url: options.ipnUrl, enabled: options.ipnUrl !== '', duplicate: 0, delayMs: 0 },
@@ -119,6 +125,7 @@ function assemble(options: SandboxOptions, url: string, server: http.Server, log
     maxAttempts: options.ipnMaxAttempts,
     timeoutMs: options.ipnTimeoutMs,
     logger,
+    onAttempt: metrics?.ipnAttempt,
   });
   const pending = new DueLoop(
     () => ledger.nextPendingAt(),
@@ -160,6 +167,7 @@ function assemble(options: SandboxOptions, url: string, server: http.Server, log
     next();
   });
 
+  if (metrics) app.get('/metrics', metricsHandler(metrics.registry));
   app.get('/healthz', (_req, res) => {
     res.json({ status: closing ? 'closing' : 'ok' });
   });
@@ -170,7 +178,15 @@ function assemble(options: SandboxOptions, url: string, server: http.Server, log
   app.use(cbuiRouter({ ledger, keys, privateKeyPem: identity.privateKeyPem, certificateUrl, logger }));
   app.use(adminRouter({ ledger, faults, ipn: sender }));
 
-  const api = queryApi({ ledger, keys, faults, certificatePem: identity.certificatePem, afterChange, logger });
+  const api = queryApi({
+    ledger,
+    keys,
+    faults,
+    certificatePem: identity.certificatePem,
+    afterChange,
+    logger,
+    onRequest: metrics?.fpsRequest,
+  });
   app.get('/', (req, res, next) => {
     if (req.originalUrl.includes('?')) return api(req, res, next);
     res.type('html').send(

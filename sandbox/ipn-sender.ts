@@ -30,6 +30,8 @@ export interface IpnSenderOptions {
   maxAttempts: number;
   timeoutMs: number;
   logger: Logger;
+  /** Told about each recorded attempt (the sandbox's metrics). */
+  onAttempt?: (notificationType: string, result: 'delivered' | 'retry' | 'failed', ms: number) => void;
 }
 
 export interface IpnDeliveryRow {
@@ -279,6 +281,7 @@ export class IpnSender {
         now,
       });
     })();
+    this.#o.onAttempt?.(row.notification_type, delivered ? 'delivered' : gaveUp ? 'failed' : 'retry', now - started);
     const log = {
       ipnDelivery: row.id,
       notificationType: row.notification_type,

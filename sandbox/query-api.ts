@@ -11,6 +11,7 @@ import { signingHost, stringToSign, verifyQuerySignature } from '../fps/signatur
 import { buildErrorXml, buildResponseXml } from '../fps/xml';
 import type { Logger } from '../config/logger';
 import type { Fault, FaultQueue } from './faults';
+import type { FpsRequestObservation } from './metrics';
 import { fpsError, fpsErrorMessage, type Ledger, type Outcome } from './ledger';
 
 /** FPS refused requests whose Timestamp was further than this from its clock. */
@@ -25,6 +26,8 @@ export interface QueryApiDeps {
   /** Called after an action that may have changed state (wakes the IPN sender and the pending resolver). */
   afterChange: () => void;
   logger: Logger;
+  /** Told about each answered (or dropped) request: the sandbox's metrics. */
+  onRequest?: (observation: FpsRequestObservation) => void;
 }
 
 type Handler<A extends FpsAction> = (callerKey: string, request: FpsRequest<A>) => Outcome<FpsResult<A>> | FpsResult<A>;
@@ -115,6 +118,13 @@ export function queryApi(deps: QueryApiDeps): RequestHandler {
     const finish = (status: number | 'dropped', extra: Record<string, unknown> = {}) => {
       Object.assign(log, extra, { status, ms: Math.round((performance.now() - started) * 10) / 10 });
       deps.logger.info(log, 'fps request');
+      deps.onRequest?.({
+        action: typeof log.action === 'string' && isFpsAction(log.action) ? log.action : '(invalid)',
+        status,
+        errorCode: typeof log.errorCode === 'string' ? log.errorCode : undefined,
+        transactionStatus: typeof log.transactionStatus === 'string' ? log.transactionStatus : undefined,
+        ms: performance.now() - started,
+      });
     };
     const sendError = (e: FpsError) => {
       res

@@ -1,7 +1,11 @@
 // Real processes (sandbox, worker, API), real purchases through the API: each /metrics endpoint's
 // counters move by exactly what happened (3 approved + 1 declined purchase, their FPS Pay calls, the
-// CBUI return's verified signature), and the business gauges read the record.
+// CBUI return's verified signature), the business gauges read the record and visibility, the API's
+// busy-Update retries match its log, and the sandbox counts its own requests and IPNs.
 import assert from 'node:assert/strict';
+import { readFileSync, statSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { activeInstrument, call, until } from '../api/stack';
 import { startWebhookReceiver } from '../support/webhook-receiver';
 import { startProcessStack, type ProcessStack } from '../support/process-stack';
@@ -45,6 +49,7 @@ describe('metrics (API and worker /metrics after real purchases)', function () {
       name: 'obs-metrics',
       workerEnv: { WORKER_METRICS_PORT: String(workerPort) },
       apiEnv: { METRICS_STORE_REFRESH_MS: '0' },
+      sandboxEnv: { SANDBOX_IPN_MAX_ATTEMPTS: '3' },
     });
   });
   after(async () => {
@@ -87,7 +92,22 @@ describe('metrics (API and worker /metrics after real purchases)', function () {
     // The record: 6.00 of debt (the declined purchase moved nothing), nothing pending.
     assert.equal(value(api1, 'outstanding_debt_minor_units', { currency: 'USD' }), 600);
     assert.equal(value(api1, 'pending_operations'), 0);
-    assert.ok(samples(api1, 'instruments_open').size === 3, 'instruments_open has one sample per type');
+    // Visibility counts of this API's task queue (this stack's alone), by type and state: every
+    // pair of the machines is a sample. This test's instrument is the stack's first one.
+    assert.equal(samples(api1, 'instruments_open').size, 30, 'one sample per (type, state) of the machines');
+    await until('visibility counts the active postpaid instrument', async () => {
+      const text = await scrape(`${stack.apiUrl}/metrics`);
+      return value(text, 'instruments_open', { type: 'postpaid', state: 'active' }) === 1 && text;
+    });
+    const waiting = await call(stack, 'POST', '/customers/cust-metrics/instruments', {
+      body: { type: 'prepaid', fundingAmount: '5.00', currency: 'USD' },
+    });
+    assert.equal(waiting.status, 201, waiting.text);
+    const states = await until('visibility counts the instrument awaiting authorization', async () => {
+      const text = await scrape(`${stack.apiUrl}/metrics`);
+      return value(text, 'instruments_open', { type: 'prepaid', state: 'awaitingAuthorization' }) === 1 && text;
+    });
+    assert.equal(value(states, 'instruments_open'), 2, 'nothing else is open on this stack');
 
     const worker1 = await scrape(workerMetricsUrl);
     const wdelta = (name: string, labels: Record<string, string>) =>
@@ -142,5 +162,134 @@ describe('metrics (API and worker /metrics after real purchases)', function () {
     const response = await fetch(`${stack.apiUrl}/metrics`);
     assert.equal(response.status, 200);
     assert.match(await response.text(), /^# HELP http_requests_total/m);
+  });
+
+  it('counts the API’s busy-Update retries: exactly the retries its log reports', async () => {
+    const { instrumentId } = await activeInstrument(stack, 'cust-metrics-busy', {
+      type: 'postpaid',
+      creditLimit: '500.00',
+      globalAmountLimit: '5000.00',
+      currency: 'USD',
+    });
+    const logFrom = statSync(stack.api.logFile).size;
+    const api0 = await scrape(`${stack.apiUrl}/metrics`);
+    // A burst on one instrument: Updates race with the workflow task running each local activity;
+    // the server drops some unprocessed (or refuses too many in flight) and the API sends them again.
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        call(stack, 'POST', `/instruments/${instrumentId}/purchases`, {
+          body: { amount: '1.00', currency: 'USD' },
+          headers: { 'idempotency-key': `m-busy-${i}` },
+        }),
+      ),
+    );
+    for (const answer of answers) assert.ok([201, 503].includes(answer.status), `${answer.status} ${answer.text}`);
+    const api1 = await scrape(`${stack.apiUrl}/metrics`);
+    const logged = readFileSync(stack.api.logFile, 'utf8')
+      .slice(logFrom)
+      .split('\n')
+      .filter((line) => line.includes('update refused, retrying with the same id'));
+    const delta = (reason: string) =>
+      value(api1, 'update_busy_retries_total', { reason }) - value(api0, 'update_busy_retries_total', { reason });
+    assert.equal(
+      delta('resource_exhausted') + delta('unprocessed'),
+      logged.length,
+      'one count per retry the API logged',
+    );
+    assert.equal(
+      delta('unprocessed'),
+      logged.filter((line) => line.includes('not processed by a workflow task')).length,
+    );
+    console.log(`      (busy retries in the burst: ${logged.length})`);
+  });
+
+  it('serves the sandbox’s /metrics: FPS requests by action and status, IPNs sent and failed, pending', async () => {
+    const { instrumentId } = await activeInstrument(stack, 'cust-metrics-sandbox', {
+      type: 'postpaid',
+      creditLimit: '50.00',
+      globalAmountLimit: '500.00',
+      currency: 'USD',
+    });
+    const sandbox = `${stack.sandboxUrl}/metrics`;
+    const s0 = await scrape(sandbox);
+    const buy = (amount: string, key: string) =>
+      call(stack, 'POST', `/instruments/${instrumentId}/purchases`, {
+        body: { amount, currency: 'USD' },
+        headers: { 'idempotency-key': key },
+      });
+    assert.equal((await buy('1.00', 'm-sb-ok-1')).status, 201);
+    assert.equal((await buy('2.00', 'm-sb-ok-2')).status, 201);
+    assert.equal((await buy('0.51', 'm-sb-denied')).status, 402);
+    // Pending (.13), resolved after SANDBOX_PENDING_DELAY_MS and announced by one IPN.
+    assert.equal((await buy('1.13', 'm-sb-pending')).status, 202);
+    await until('the pending purchase is resolved', async () => {
+      const got = await call(stack, 'GET', `/instruments/${instrumentId}`);
+      return got.body.pending.length === 0;
+    });
+    let s1 = '';
+    await until('the sandbox holds nothing Pending and has delivered the IPN', async () => {
+      s1 = await scrape(sandbox);
+      return (
+        value(s1, 'sandbox_pending_transactions') === 0 &&
+        value(s1, 'sandbox_ipn_attempts_total', { result: 'delivered' }) -
+          value(s0, 'sandbox_ipn_attempts_total', { result: 'delivered' }) >=
+          1
+      );
+    });
+    const d = (name: string, labels: Record<string, string>) => value(s1, name, labels) - value(s0, name, labels);
+    const pay = { action: 'Pay' };
+    assert.equal(d('sandbox_fps_requests_total', { ...pay, status: '200', transaction_status: 'Success' }), 2);
+    assert.equal(d('sandbox_fps_requests_total', { ...pay, status: '400', error_code: 'TransactionDenied' }), 1);
+    assert.equal(d('sandbox_fps_requests_total', { ...pay, status: '200', transaction_status: 'Pending' }), 1);
+    assert.equal(d('sandbox_fps_requests_total', pay), 4, 'four Pay requests in all');
+    assert.equal(d('sandbox_fps_request_duration_seconds_count', pay), 4);
+    assert.equal(
+      d('sandbox_ipn_attempts_total', { notification_type: 'TransactionStatus', result: 'delivered' }),
+      1,
+      'the pending purchase’s IPN, delivered at the first attempt',
+    );
+    assert.equal(value(s1, 'sandbox_ipn_deliveries', { status: 'pending' }), 0);
+
+    // IPNs the merchant refuses: retried, then given up after SANDBOX_IPN_MAX_ATTEMPTS (3).
+    const refused: string[] = [];
+    const refuser = http.createServer((req, res) => {
+      req.resume();
+      refused.push(req.url ?? '');
+      res.writeHead(500).end();
+    });
+    await new Promise<void>((resolve) => refuser.listen(0, '127.0.0.1', resolve));
+    const setIpnUrl = (url: string) =>
+      fetch(`${stack.sandboxUrl}/admin/ipn`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ url }),
+      }).then((r) => assert.equal(r.status, 200));
+    try {
+      await setIpnUrl(`http://127.0.0.1:${(refuser.address() as AddressInfo).port}/fps/ipn`);
+      const s2 = await scrape(sandbox);
+      assert.equal((await buy('1.13', 'm-sb-refused')).status, 202);
+      let s3 = '';
+      await until('the refused IPN is given up', async () => {
+        s3 = await scrape(sandbox);
+        return (
+          value(s3, 'sandbox_ipn_attempts_total', { result: 'failed' }) >
+          value(s2, 'sandbox_ipn_attempts_total', { result: 'failed' })
+        );
+      });
+      const d3 = (labels: Record<string, string>) =>
+        value(s3, 'sandbox_ipn_attempts_total', labels) - value(s2, 'sandbox_ipn_attempts_total', labels);
+      assert.equal(refused.length, 3, 'three POSTs reached the refusing merchant');
+      assert.equal(d3({ result: 'retry' }), 2);
+      assert.equal(d3({ result: 'failed' }), 1);
+      assert.equal(d3({ result: 'delivered' }), 0);
+      assert.equal(
+        value(s3, 'sandbox_ipn_deliveries', { status: 'failed' }) -
+          value(s2, 'sandbox_ipn_deliveries', { status: 'failed' }),
+        1,
+      );
+    } finally {
+      await setIpnUrl(`${stack.publicUrl}/fps/ipn`);
+      await new Promise<void>((resolve) => refuser.close(() => resolve()));
+    }
   });
 });

@@ -13,6 +13,18 @@ interface ReceivedSpan {
   parentSpanId?: string;
   name: string;
   service: string;
+  attributes: Record<string, string | number | boolean | undefined>;
+  links: Array<{ traceId: string; spanId: string }>;
+}
+
+/** OTLP/JSON attribute values: { stringValue } | { intValue } | { boolValue } … */
+function attributesOf(list: Array<{ key: string; value: Record<string, unknown> }> | undefined) {
+  const out: ReceivedSpan['attributes'] = {};
+  for (const { key, value } of list ?? []) {
+    const v = value.stringValue ?? value.intValue ?? value.boolValue ?? value.doubleValue;
+    out[key] = typeof v === 'string' && value.intValue !== undefined ? Number(v) : (v as string | number | boolean);
+  }
+  return out;
 }
 
 async function startReceiver(): Promise<{ url: string; spans: ReceivedSpan[]; close(): Promise<void> }> {
@@ -37,6 +49,11 @@ async function startReceiver(): Promise<{ url: string; spans: ReceivedSpan[]; cl
               parentSpanId: s.parentSpanId || undefined,
               name: s.name,
               service,
+              attributes: attributesOf(s.attributes),
+              links: (s.links ?? []).map((l: { traceId: string; spanId: string }) => ({
+                traceId: l.traceId,
+                spanId: l.spanId,
+              })),
             });
       }
       res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
@@ -83,7 +100,12 @@ describe('tracing (OTLP/HTTP from the API and the worker)', function () {
     assert.equal(bought.status, 201);
 
     const root = () =>
-      receiver.spans.filter((s) => s.name === 'POST /instruments/:instrumentId/purchases' && s.service === 'fps-api');
+      receiver.spans.filter(
+        (s) =>
+          s.name === 'POST /instruments/:instrumentId/purchases' &&
+          s.service === 'fps-api' &&
+          s.attributes['http.response.status_code'] === 201,
+      );
     let trace: ReceivedSpan[] = [];
     await until('the purchase trace reaches the receiver', async () => {
       const roots = root();
@@ -113,5 +135,57 @@ describe('tracing (OTLP/HTTP from the API and the worker)', function () {
     const ids = new Set(trace.map((s) => s.spanId));
     for (const span of trace)
       if (span !== api) assert.ok(span.parentSpanId && ids.has(span.parentSpanId), `${span.name} is not connected`);
+  });
+
+  it('the IPN that resolves a pending purchase is linked to the purchase’s trace', async () => {
+    const { instrumentId } = await activeInstrument(stack, 'cust-trace-ipn', {
+      type: 'postpaid',
+      creditLimit: '50.00',
+      globalAmountLimit: '500.00',
+      currency: 'USD',
+    });
+    // .13 cents: Pending at FPS, Success after SANDBOX_PENDING_DELAY_MS, announced by IPN.
+    const bought = await call(stack, 'POST', `/instruments/${instrumentId}/purchases`, {
+      body: { amount: '1.13', currency: 'USD' },
+      headers: { 'idempotency-key': 'trace-pending-1' },
+    });
+    assert.equal(bought.status, 202, bought.text);
+    const callerReference = bought.body.callerReference as string;
+    assert.match(callerReference, new RegExp(`^${instrumentId}:`));
+    await until('the pending purchase is resolved', async () => {
+      const got = await call(stack, 'GET', `/instruments/${instrumentId}`);
+      return got.body.pending.length === 0;
+    });
+
+    let purchase: ReceivedSpan | undefined;
+    let ipn: ReceivedSpan | undefined;
+    await until('the purchase and the IPN spans reach the receiver', async () => {
+      purchase = receiver.spans.find(
+        (s) =>
+          s.name === 'POST /instruments/:instrumentId/purchases' && s.attributes['http.response.status_code'] === 202,
+      );
+      ipn = receiver.spans.find(
+        (s) => s.name === 'POST /fps/ipn' && s.links.some((l) => purchase && l.traceId === purchase.traceId),
+      );
+      return Boolean(purchase && ipn);
+    });
+    assert.ok(purchase && ipn);
+    assert.equal(ipn.service, 'fps-api');
+    assert.notEqual(ipn.traceId, purchase.traceId, 'the IPN comes later, from FPS: a trace of its own');
+    assert.deepEqual(ipn.links, [{ traceId: purchase.traceId, spanId: purchase.spanId }], 'linked to the 202’s span');
+    assert.equal(ipn.attributes['fps.pending_trace_id'], purchase.traceId);
+    // The purchase's trace still reached FPS, and the IPN's trace goes on into the workflow's signal.
+    assert.ok(receiver.spans.some((s) => s.traceId === purchase!.traceId && s.name === 'FPS Pay'));
+    await until('the IPN’s signal reaches the workflow in the IPN’s trace', async () =>
+      receiver.spans.some(
+        (s) => s.traceId === ipn!.traceId && s.service === 'fps-worker' && /transactionStatusChanged/.test(s.name),
+      ),
+    );
+    // Other IPNs of this stack (none resolved a 202) link nowhere else.
+    for (const other of receiver.spans.filter((s) => s.name === 'POST /fps/ipn'))
+      assert.ok(
+        other.links.every((l) => l.traceId === purchase!.traceId),
+        'only the pending purchase’s IPN is linked',
+      );
   });
 });
