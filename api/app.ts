@@ -124,6 +124,8 @@ export function createApi(deps: AppDeps): MerchantApi {
     if (spec.body && (spec.body.contentType ?? 'application/json') === 'application/json') chain.push(jsonOnly);
     let handler = spec.handler;
     if (metrics && spec.operationId === 'createPurchase') handler = countedPurchase(handler, metrics);
+    if (metrics && deps.ledger && spec.operationId === 'fpsIpn')
+      handler = countedResolution(handler, metrics, deps.ledger, logger);
     if (tracer) {
       const name = `${spec.method.toUpperCase()} ${spec.path}`;
       const traced = handler;
@@ -219,6 +221,30 @@ function countedPurchase(handler: RouteSpec['handler'], metrics: ApiMetrics): Ro
     }
     if (res.statusCode === 201) metrics.purchase('approved');
     else if (res.statusCode === 202) metrics.purchase('pending');
+  };
+}
+
+/** Counts the IPNs that resolve a Pending operation: its row was Pending before, the IPN's status is final. */
+function countedResolution(
+  handler: RouteSpec['handler'],
+  metrics: ApiMetrics,
+  ledger: LedgerStore,
+  logger: Logger,
+): RouteSpec['handler'] {
+  return async (req, res) => {
+    const body = req.body as { callerReference?: unknown } | undefined;
+    const ref = typeof body?.callerReference === 'string' ? body.callerReference : '';
+    const before = ref
+      ? await ledger.operationByCallerReference(ref).catch((err: unknown) => {
+          logger.warn({ err }, 'IPN resolution not counted: the record did not answer');
+          return undefined;
+        })
+      : undefined;
+    await handler(req, res);
+    if (res.statusCode !== 200 || before?.status !== 'Pending') return;
+    // The record's status after the IPN (FPS's IPN spells it SUCCESS/FAILURE; the record as the Query API).
+    const after = await ledger.operationByCallerReference(ref).catch(() => undefined);
+    if (after && after.status !== 'Pending') metrics.pendingResolution(after.status);
   };
 }
 

@@ -17,6 +17,8 @@ export interface ApiMetrics {
   temporalRetry(grpcCode: number, reason: string): void;
   /** An Update api/instruments.ts operate() sends again itself (busy instrument, or dropped unprocessed). */
   updateBusyRetry(reason: 'resource_exhausted' | 'unprocessed'): void;
+  /** A Pending operation the IPN route resolved (its row was Pending, the IPN's status is final). */
+  pendingResolution(status: string): void;
   /** One recorded webhook attempt (webhooks/deliverer.ts onAttempt). */
   webhookAttempt(result: 'delivered' | 'pending' | 'failed', durationMs: number, endpointId: string): void;
 }
@@ -68,6 +70,12 @@ export function createApiMetrics(registry: Registry = createRegistry('api')): Ap
     labelNames: ['reason'] as const,
     registers: [registry],
   });
+  const resolutions = new Counter({
+    name: 'pending_resolutions_total',
+    help: 'Pending operations resolved, by source (ipn here; poll in the worker) and the final TransactionStatus',
+    labelNames: ['source', 'status'] as const,
+    registers: [registry],
+  });
 
   const webhookAttempts = new Counter({
     name: 'webhook_attempts_total',
@@ -110,6 +118,7 @@ export function createApiMetrics(registry: Registry = createRegistry('api')): Ap
     callback: (kind, verified) => callbacks.inc({ kind, result: verified ? 'verified' : 'refused' }),
     temporalRetry: (grpcCode, reason) => retries.inc({ grpc_code: String(grpcCode), reason }),
     updateBusyRetry: (reason) => busyRetries.inc({ reason }),
+    pendingResolution: (status) => resolutions.inc({ source: 'ipn', status }),
     webhookAttempt: (result, durationMs, endpoint) => {
       webhookAttempts.inc({ endpoint, result });
       webhookDuration.observe(durationMs / 1000);

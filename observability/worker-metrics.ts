@@ -1,7 +1,7 @@
 // The worker's own metrics (GET /metrics on WORKER_METRICS_PORT): every FPS call by action, HTTP
 // status and error code with its latency (an FpsClient observer), every activity by type and
 // outcome, with the FPS TransactionStatus money activities answered (settlements, write-offs and
-// poll resolutions among them). The Temporal core's runtime metrics (workflow task and activity
+// poll resolutions among them), and the Pending operations a status poll resolved. The Temporal core's runtime metrics (workflow task and activity
 // latencies, sticky cache, pollers, continue-as-new) are appended to the same answer.
 import { ApplicationFailure } from '@temporalio/common';
 import type { ActivityInterceptorsFactory } from '@temporalio/worker';
@@ -43,6 +43,12 @@ export function createWorkerMetrics(registry: Registry = createRegistry('worker'
     buckets: LATENCY_BUCKETS,
     registers: [registry],
   });
+  const resolutions = new Counter({
+    name: 'pending_resolutions_total',
+    help: 'Pending operations resolved, by source (poll here: a GetTransactionStatus poll that answered a final status; ipn in the API) and the final TransactionStatus',
+    labelNames: ['source', 'status'] as const,
+    registers: [registry],
+  });
 
   const fpsObserver: FpsCallObserver = {
     start(action) {
@@ -61,7 +67,10 @@ export function createWorkerMetrics(registry: Registry = createRegistry('worker'
         const started = process.hrtime.bigint();
         try {
           const result = await next(input);
-          activities.inc({ ...labels, outcome: outcomeOf(result) });
+          const outcome = outcomeOf(result);
+          activities.inc({ ...labels, outcome });
+          if (ctx.info.activityType === 'getTransactionStatus' && outcome !== 'Pending' && outcome !== 'ok')
+            resolutions.inc({ source: 'poll', status: outcome });
           return result;
         } catch (err) {
           activities.inc({ ...labels, outcome: failureType(err) });

@@ -212,6 +212,8 @@ describe('metrics (API and worker /metrics after real purchases)', function () {
     });
     const sandbox = `${stack.sandboxUrl}/metrics`;
     const s0 = await scrape(sandbox);
+    const api0 = await scrape(`${stack.apiUrl}/metrics`);
+    const worker0 = await scrape(workerMetricsUrl);
     const buy = (amount: string, key: string) =>
       call(stack, 'POST', `/instruments/${instrumentId}/purchases`, {
         body: { amount, currency: 'USD' },
@@ -249,6 +251,10 @@ describe('metrics (API and worker /metrics after real purchases)', function () {
       'the pending purchase’s IPN, delivered at the first attempt',
     );
     assert.equal(value(s1, 'sandbox_ipn_deliveries', { status: 'pending' }), 0);
+    const api1 = await scrape(`${stack.apiUrl}/metrics`);
+    const resolved = (text: string, source: string) =>
+      value(text, 'pending_resolutions_total', { source, status: 'Success' });
+    assert.equal(resolved(api1, 'ipn') - resolved(api0, 'ipn'), 1, 'the pending purchase was resolved by its IPN');
 
     // IPNs the merchant refuses: retried, then given up after SANDBOX_IPN_MAX_ATTEMPTS (3).
     const refused: string[] = [];
@@ -287,6 +293,15 @@ describe('metrics (API and worker /metrics after real purchases)', function () {
           value(s2, 'sandbox_ipn_deliveries', { status: 'failed' }),
         1,
       );
+      // No IPN reached the API: the workflow's status poll resolves the purchase.
+      await until('the refused purchase is resolved by a status poll', async () => {
+        const got = await call(stack, 'GET', `/instruments/${instrumentId}`);
+        return got.body.pending.length === 0;
+      });
+      const worker1 = await scrape(workerMetricsUrl);
+      assert.equal(resolved(worker1, 'poll') - resolved(worker0, 'poll'), 1, 'one purchase resolved by poll');
+      const api2 = await scrape(`${stack.apiUrl}/metrics`);
+      assert.equal(resolved(api2, 'ipn') - resolved(api0, 'ipn'), 1, 'and none more by IPN');
     } finally {
       await setIpnUrl(`${stack.publicUrl}/fps/ipn`);
       await new Promise<void>((resolve) => refuser.close(() => resolve()));
