@@ -78,7 +78,6 @@ export function createApi(deps: AppDeps): MerchantApi {
     onEventQueued: deps.onEventQueued,
     instruments: new Instruments(deps.client, cfg, logger, {
       operationTimeoutMs: cfg.api.operationTimeoutMs,
-      ledger: deps.ledger,
       onBusyRetry: metrics?.updateBusyRetry,
     }),
   };

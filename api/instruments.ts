@@ -23,7 +23,6 @@ import {
   type InstrumentType,
   type OperationResult,
 } from '../workflows/messages';
-import type { LedgerStore } from '../store/ledger';
 import { ProblemError } from './problem';
 import { isResourceExhausted, isUnprocessedUpdate, isWorkflowNotFound, temporalProblem } from './temporal-errors';
 
@@ -49,8 +48,6 @@ export interface InstrumentsOptions {
   /** Retries when the server refuses an Update for too many in flight (RESOURCE_EXHAUSTED) or drops it unprocessed. */
   busyRetries?: number;
   busyBackoffMs?: number;
-  /** The record (the ledger store), for reads of operations the workflow no longer remembers. */
-  ledger?: LedgerStore;
   /** Told before each busy retry (metrics): 'resource_exhausted' or 'unprocessed'. */
   onBusyRetry?: (reason: 'resource_exhausted' | 'unprocessed') => void;
 }
