@@ -1,0 +1,248 @@
+// Random command sequences (fast-check fc.commands + fc.asyncModelRun) against single-use
+// instruments on the real stack, pay and reserve mode, checked after every command against a small
+// reference model written here (not derived from machines/): the one purchase (all of the
+// authorized amount, part of it, more than it: 422; a second one: 409), FPS declines (.51), the
+// same purchase again, capture (all, part, more than reserved) and void of a reservation, refunds
+// (full, partial, too much) of the charge, and each operation where the state refuses it (409).
+// At the end the FPS ledger agrees (scripts/lib/reconcile.ts). MODEL_SEED / MODEL_RUNS /
+// MODEL_COMMANDS as in prepaid-commands.test.ts.
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { formatDecimal } from '../../fps/money';
+import { formatReport, reconcileUntilSettled, SandboxLedger } from '../../scripts/lib/reconcile';
+import { activeInstrument, call, getStack, until, type Answer, type Stack } from '../api/stack';
+
+const SEED = process.env.MODEL_SEED ? Number(process.env.MODEL_SEED) : Date.now() ^ (Math.random() * 0x7fffffff);
+const RUNS = Number(process.env.MODEL_RUNS ?? 6);
+const COMMANDS = Number(process.env.MODEL_COMMANDS ?? 8);
+const AUTHORIZED = 1000;
+
+type State = 'authorized' | 'paid' | 'reserved' | 'captured' | 'partiallyRefunded' | 'refunded' | 'voided' | 'declined';
+const FINAL: State[] = ['refunded', 'voided', 'declined'];
+
+interface Model {
+  mode: 'pay' | 'reserve';
+  state: State;
+  purchase?: { key: string; amount: number; transactionId: string };
+  reserved: number;
+  charged: number;
+  refunded: number;
+}
+
+interface Real {
+  stack: Stack;
+  instrumentId: string;
+  commands: number;
+}
+
+const usd = (minor: number) => formatDecimal(minor, 'USD');
+let keyCounter = 0;
+const freshKey = (what: string) => `su${SEED.toString(36)}-${what}-${++keyCounter}`;
+const live = (model: Readonly<Model>) => !FINAL.includes(model.state);
+
+function post(real: Real, route: string, key: string, body: unknown): Promise<Answer> {
+  real.commands++;
+  return call(real.stack, 'POST', `/instruments/${real.instrumentId}/${route}`, {
+    body,
+    headers: { 'idempotency-key': key },
+  });
+}
+
+async function assertMatches(model: Model, real: Real, after: string): Promise<void> {
+  let last: Answer | undefined;
+  await until(
+    `snapshot after ${after}`,
+    async () => {
+      last = await call(real.stack, 'GET', `/instruments/${real.instrumentId}`);
+      return last.status === 200 && last.body.pending.length === 0 && last.body.state === model.state;
+    },
+    15_000,
+    50,
+  ).catch(() => {
+    assert.fail(
+      `after ${after}: model ${model.state}; API ${last?.status} ${last?.body?.state} pending ${JSON.stringify(last?.body?.pending)}`,
+    );
+  });
+}
+
+function refused(answer: Answer, status: number, code: string, what: string): void {
+  assert.equal(answer.status, status, `${what}: ${answer.text}`);
+  assert.equal(answer.body.code, code, what);
+}
+
+type Size = 'all' | 'part' | 'over';
+const sized = (size: Size, whole: number) =>
+  size === 'all' ? whole : size === 'part' ? Math.floor(whole / 2) : whole + 1;
+
+class Purchase implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly size: Size) {}
+  check = live;
+  async run(model: Model, real: Real) {
+    const amount = sized(this.size, AUTHORIZED);
+    const key = freshKey('buy');
+    const answer = await post(real, 'purchases', key, { amount: usd(amount), currency: 'USD' });
+    if (model.state !== 'authorized') refused(answer, 409, 'invalid_state', this.toString());
+    else if (this.size === 'over') refused(answer, 422, 'limit_exceeded', this.toString());
+    else {
+      assert.ok([200, 201].includes(answer.status), answer.text);
+      model.purchase = { key, amount, transactionId: answer.body.transactionId };
+      if (model.mode === 'pay') {
+        model.state = 'paid';
+        model.charged = amount;
+      } else {
+        model.state = 'reserved';
+        model.reserved = amount;
+      }
+    }
+    await assertMatches(model, real, this.toString());
+  }
+  toString = () => `purchase(${this.size})`;
+}
+
+class DeclinedPurchase implements fc.AsyncCommand<Model, Real> {
+  check = (model: Readonly<Model>) => model.state === 'authorized';
+  async run(model: Model, real: Real) {
+    const answer = await post(real, 'purchases', freshKey('declined'), { amount: usd(551), currency: 'USD' });
+    refused(answer, 402, 'payment_declined', this.toString());
+    model.state = 'declined';
+    await assertMatches(model, real, this.toString());
+  }
+  toString = () => 'declinedPurchase(5.51)';
+}
+
+class PurchaseAgain implements fc.AsyncCommand<Model, Real> {
+  check = (model: Readonly<Model>) => live(model) && model.purchase !== undefined;
+  async run(model: Model, real: Real) {
+    const p = model.purchase!;
+    const answer = await post(real, 'purchases', p.key, { amount: usd(p.amount), currency: 'USD' });
+    assert.ok([200, 201].includes(answer.status), answer.text);
+    assert.equal(answer.body.transactionId, p.transactionId, 'the original transaction');
+    await assertMatches(model, real, this.toString());
+  }
+  toString = () => 'purchaseAgain()';
+}
+
+class Capture implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly size: Size) {}
+  check = live;
+  async run(model: Model, real: Real) {
+    const amount = sized(this.size, model.reserved || AUTHORIZED);
+    const answer = await post(real, 'capture', freshKey('capture'), { amount: usd(amount), currency: 'USD' });
+    if (model.state !== 'reserved') refused(answer, 409, 'invalid_state', this.toString());
+    else if (this.size === 'over') refused(answer, 422, 'limit_exceeded', this.toString());
+    else {
+      assert.equal(answer.status, 200, answer.text);
+      model.state = 'captured';
+      model.charged = amount;
+      model.reserved = 0;
+    }
+    await assertMatches(model, real, this.toString());
+  }
+  toString = () => `capture(${this.size})`;
+}
+
+class Void implements fc.AsyncCommand<Model, Real> {
+  check = live;
+  async run(model: Model, real: Real) {
+    const answer = await post(real, 'void', freshKey('void'), {});
+    if (model.state !== 'reserved') refused(answer, 409, 'invalid_state', this.toString());
+    else {
+      assert.equal(answer.status, 200, answer.text);
+      model.state = 'voided';
+      model.reserved = 0;
+    }
+    await assertMatches(model, real, this.toString());
+  }
+  toString = () => 'void()';
+}
+
+class Refund implements fc.AsyncCommand<Model, Real> {
+  constructor(
+    readonly kind: 'full' | 'partial' | 'tooMuch',
+    readonly share: number,
+  ) {}
+  check = (model: Readonly<Model>) => live(model) && model.purchase !== undefined;
+  async run(model: Model, real: Real) {
+    const left = model.charged - model.refunded;
+    const amount =
+      this.kind === 'full'
+        ? undefined
+        : this.kind === 'tooMuch'
+          ? left + 1
+          : Math.max(1, Math.floor(left * this.share));
+    const body = {
+      purchaseId: model.purchase!.key,
+      ...(amount === undefined ? {} : { amount: usd(amount), currency: 'USD' }),
+    };
+    const answer = await post(real, 'refunds', freshKey('refund'), body);
+    const refundable = ['paid', 'captured', 'partiallyRefunded'].includes(model.state);
+    if (!refundable) refused(answer, 409, 'invalid_state', this.toString());
+    else if (this.kind === 'tooMuch') refused(answer, 422, 'limit_exceeded', this.toString());
+    else {
+      assert.equal(answer.status, 201, answer.text);
+      model.refunded += amount ?? left;
+      model.state = model.refunded === model.charged ? 'refunded' : 'partiallyRefunded';
+    }
+    await assertMatches(model, real, this.toString());
+  }
+  toString = () => `refund(${this.kind}${this.kind === 'partial' ? ` ${this.share.toFixed(2)}` : ''})`;
+}
+
+const size = fc.constantFrom<Size>('all', 'part', 'over');
+const commands = fc.commands(
+  [
+    size.map((s) => new Purchase(s)),
+    size.map((s) => new Purchase(s)),
+    fc.constant(new DeclinedPurchase()),
+    fc.constant(new PurchaseAgain()),
+    size.map((s) => new Capture(s)),
+    fc.constant(new Void()),
+    fc
+      .tuple(
+        fc.constantFrom<'full' | 'partial' | 'tooMuch'>('full', 'partial', 'tooMuch'),
+        fc.double({ min: 0.1, max: 0.9, noNaN: true }),
+      )
+      .map(([k, s]) => new Refund(k, s)),
+  ],
+  { maxCommands: COMMANDS, size: 'max' },
+);
+
+describe('model: random command sequences on single-use instruments (pay and reserve)', function () {
+  this.timeout(Math.max(300_000, RUNS * COMMANDS * 8_000));
+
+  it(`API snapshot equals the model after every command; FPS ledger and reconciliation agree (seed ${SEED})`, async () => {
+    const stack = await getStack();
+    const customerId = `model-single-${SEED.toString(36)}`;
+    let total = 0;
+    const started = Date.now();
+    process.stdout.write(
+      `    [model] single-use: seed ${SEED}, ${RUNS} runs of up to ${COMMANDS} commands (MODEL_SEED=${SEED} replays)\n`,
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom<'pay' | 'reserve'>('pay', 'reserve'), commands, async (mode, cmds) => {
+        const { instrumentId } = await activeInstrument(stack, customerId, {
+          type: 'single-use',
+          amount: usd(AUTHORIZED),
+          singleUseMode: mode,
+          currency: 'USD',
+        });
+        const real: Real = { stack, instrumentId, commands: 0 };
+        const model: Model = { mode, state: 'authorized', reserved: 0, charged: 0, refunded: 0 };
+        await fc.asyncModelRun(() => ({ model, real }), cmds);
+        total += real.commands;
+      }),
+      { seed: SEED, numRuns: RUNS, endOnFailure: process.env.MODEL_SHRINK === 'false' },
+    );
+    const seconds = (Date.now() - started) / 1000;
+    process.stdout.write(
+      `    [model] single-use: ${total} API commands in ${seconds.toFixed(1)} s: ${(total / seconds).toFixed(1)} commands/s\n`,
+    );
+    const report = await reconcileUntilSettled({
+      client: stack.client,
+      ledger: new SandboxLedger(stack.sandboxUrl),
+      customerId,
+      waitMs: 30_000,
+    });
+    assert.ok(report.ok, formatReport(report));
+  });
+});
