@@ -15,8 +15,8 @@ import fc from 'fast-check';
 import { formatDecimal } from '../../fps/money';
 import { formatReport, reconcileUntilSettled, SandboxLedger } from '../../scripts/lib/reconcile';
 import { activeInstrument, call, getStack, until, type Answer, type Stack } from '../api/stack';
+import { runModel, SEED, TARGET } from './run';
 
-const SEED = process.env.MODEL_SEED ? Number(process.env.MODEL_SEED) : Date.now() ^ (Math.random() * 0x7fffffff);
 const RUNS = Number(process.env.MODEL_RUNS ?? 3);
 const COMMANDS = Number(process.env.MODEL_COMMANDS ?? 25);
 const LIMIT = 2000;
@@ -317,7 +317,7 @@ const commands = fc.commands(
 );
 
 describe('model: random command sequences on a postpaid instrument', function () {
-  this.timeout(Math.max(300_000, RUNS * COMMANDS * 8_000));
+  this.timeout(Math.max(300_000, RUNS * COMMANDS * 8_000, TARGET * 1_000));
 
   afterEach(async () => {
     const stack = await getStack();
@@ -327,12 +327,7 @@ describe('model: random command sequences on a postpaid instrument', function ()
   it(`API snapshot equals the model after every command; FPS ledger and reconciliation agree (seed ${SEED})`, async () => {
     const stack = await getStack();
     const customerId = `model-postpaid-${SEED.toString(36)}`;
-    let total = 0;
-    const started = Date.now();
-    process.stdout.write(
-      `    [model] postpaid: seed ${SEED}, ${RUNS} runs of up to ${COMMANDS} commands (MODEL_SEED=${SEED} replays)\n`,
-    );
-    await fc.assert(
+    await runModel('postpaid', { runs: RUNS, commands: COMMANDS }, (counts) =>
       fc.asyncProperty(commands, async (cmds) => {
         const { instrumentId } = await activeInstrument(stack, customerId, {
           type: 'postpaid',
@@ -348,13 +343,8 @@ describe('model: random command sequences on a postpaid instrument', function ()
           }),
           cmds,
         );
-        total += real.commands;
+        counts.commands += real.commands;
       }),
-      { seed: SEED, numRuns: RUNS, endOnFailure: process.env.MODEL_SHRINK === 'false' },
-    );
-    const seconds = (Date.now() - started) / 1000;
-    process.stdout.write(
-      `    [model] postpaid: ${total} API commands in ${seconds.toFixed(1)} s: ${(total / seconds).toFixed(1)} commands/s\n`,
     );
     const report = await reconcileUntilSettled({
       client: stack.client,

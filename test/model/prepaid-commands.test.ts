@@ -1,15 +1,29 @@
 // Random command sequences (fast-check fc.commands + fc.asyncModelRun) against a prepaid instrument
 // on the real stack (sandbox, worker, API processes): after every command the API's snapshot equals a
 // small reference model written here (not derived from machines/), and at the end the FPS ledger
-// agrees (scripts/lib/reconcile.ts finds nothing). Sizes come from the environment; the defaults
+// agrees (scripts/lib/reconcile.ts finds nothing). Twice: on an instrument created through the API,
+// and on one started with a window of 5 processed ids, so that most retries (the same purchase
+// again, the same key with another amount) and refunds are of operations the workflow no longer
+// remembers and only the record (issue 12) can answer. Sizes come from the environment; the defaults
 // are CI-sized. `MODEL_SEED=… MODEL_RUNS=… MODEL_COMMANDS=… npm run test:model` replays or runs long.
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { formatDecimal } from '../../fps/money';
 import { formatReport, reconcileUntilSettled, SandboxLedger } from '../../scripts/lib/reconcile';
-import { activeInstrument, call, getStack, type Answer, type Stack } from '../api/stack';
+import { CallbackVerifier } from '../../fps/callback-verifier';
+import {
+  INSTRUMENT_WORKFLOW_TYPE,
+  instrumentSearchAttributes,
+  instrumentStaticSummary,
+  workflowIdFor,
+  type InstrumentInput,
+  type InstrumentSettings,
+} from '../../workflows/messages';
+import type { instrumentWorkflow } from '../../workflows';
+import { activeInstrument, call, getStack, until, type Answer, type Stack } from '../api/stack';
+import { authorize, type SandboxProcess } from '../workflow/instrument-env';
+import { runModel, SEED, TARGET } from './run';
 
-const SEED = process.env.MODEL_SEED ? Number(process.env.MODEL_SEED) : Date.now() ^ (Math.random() * 0x7fffffff);
 const RUNS = Number(process.env.MODEL_RUNS ?? 4);
 const COMMANDS = Number(process.env.MODEL_COMMANDS ?? 30);
 const FUNDING = 2000;
@@ -171,40 +185,81 @@ const commands = fc.commands(
   { maxCommands: COMMANDS, size: 'max' },
 );
 
-describe('model: random command sequences on a prepaid instrument', function () {
-  this.timeout(Math.max(240_000, RUNS * COMMANDS * 5_000));
-
-  it(`API snapshot equals the model after every command; FPS ledger and reconciliation agree (seed ${SEED})`, async () => {
-    const stack = await getStack();
-    const customerId = `model-${SEED.toString(36)}`;
-    let total = 0;
-    const started = Date.now();
-    process.stdout.write(
-      `    [model] seed ${SEED}, ${RUNS} runs of up to ${COMMANDS} commands (MODEL_SEED=${SEED} replays)\n`,
-    );
-    await fc.assert(
-      fc.asyncProperty(commands, async (cmds) => {
-        const { instrumentId } = await activeInstrument(stack, customerId, {
-          type: 'prepaid',
-          fundingAmount: usd(FUNDING),
-          currency: 'USD',
-        });
-        const real: Real = { stack, instrumentId, commands: 0 };
-        await fc.asyncModelRun(() => ({ model: { balance: FUNDING, purchases: [], next: 0 }, real }), cmds);
-        total += real.commands;
-      }),
-      { seed: SEED, numRuns: RUNS, endOnFailure: process.env.MODEL_SHRINK === 'false' },
-    );
-    const seconds = (Date.now() - started) / 1000;
-    process.stdout.write(
-      `    [model] ${total} API commands in ${seconds.toFixed(1)} s: ${(total / seconds).toFixed(1)} commands/s\n`,
-    );
-    const report = await reconcileUntilSettled({
-      client: stack.client,
-      ledger: new SandboxLedger(stack.sandboxUrl),
-      customerId,
-      waitMs: 30_000,
-    });
-    assert.ok(report.ok, formatReport(report));
+/** A prepaid instrument started the way the API starts one, but with its own settings (the API takes none). */
+async function instrumentWithSettings(stack: Stack, customerId: string, settings: InstrumentSettings): Promise<string> {
+  const input: InstrumentInput = {
+    instrumentId: `ins_mw${SEED.toString(36)}${(++keyCounter).toString(36)}`,
+    customerId,
+    type: 'prepaid',
+    currency: 'USD',
+    fundingAmount: FUNDING,
+    settings,
+  };
+  const handle = await stack.client.workflow.start<typeof instrumentWorkflow>(INSTRUMENT_WORKFLOW_TYPE, {
+    taskQueue: stack.taskQueue,
+    workflowId: workflowIdFor(input.instrumentId),
+    args: [input],
+    typedSearchAttributes: instrumentSearchAttributes(input),
+    staticSummary: instrumentStaticSummary(input),
   });
+  const sandbox = {
+    url: stack.sandboxUrl,
+    verifier: new CallbackVerifier({ certificateUrlAllowlist: [`${stack.sandboxUrl}/certs/`] }),
+  } as SandboxProcess;
+  await authorize(sandbox, handle, input);
+  await until(`instrument ${input.instrumentId} active`, async () => {
+    const got = await call(stack, 'GET', `/instruments/${input.instrumentId}`);
+    return got.status === 200 && got.body.state === 'active' && got.body.pending.length === 0;
+  });
+  return input.instrumentId;
+}
+
+/** The workflow remembers this many answers; older retries and refunds go to the record (issue 12). */
+const SMALL_WINDOW = 5;
+
+describe('model: random command sequences on a prepaid instrument', function () {
+  this.timeout(Math.max(240_000, RUNS * COMMANDS * 5_000, TARGET * 1_000));
+
+  const variants = [
+    { name: 'created through the API', window: undefined },
+    {
+      name: `a window of ${SMALL_WINDOW} processed ids (retries and refunds of older operations)`,
+      window: SMALL_WINDOW,
+    },
+  ];
+  for (const variant of variants) {
+    it(`${variant.name}: API snapshot equals the model after every command; FPS ledger and reconciliation agree (seed ${SEED})`, async () => {
+      const stack = await getStack();
+      const customerId = `model-${variant.window ? 'w' : ''}${SEED.toString(36)}`;
+      await runModel(
+        `prepaid${variant.window ? ` (window ${variant.window})` : ''}`,
+        { runs: RUNS, commands: COMMANDS },
+        (counts) =>
+          fc.asyncProperty(commands, async (cmds) => {
+            const instrumentId = variant.window
+              ? await instrumentWithSettings(stack, customerId, { processedIdLimit: variant.window })
+              : (
+                  await activeInstrument(stack, customerId, {
+                    type: 'prepaid',
+                    fundingAmount: usd(FUNDING),
+                    currency: 'USD',
+                  })
+                ).instrumentId;
+            const real: Real = { stack, instrumentId, commands: 0 };
+            try {
+              await fc.asyncModelRun(() => ({ model: { balance: FUNDING, purchases: [], next: 0 }, real }), cmds);
+            } finally {
+              counts.commands += real.commands;
+            }
+          }),
+      );
+      const report = await reconcileUntilSettled({
+        client: stack.client,
+        ledger: new SandboxLedger(stack.sandboxUrl),
+        customerId,
+        waitMs: 30_000,
+      });
+      assert.ok(report.ok, formatReport(report));
+    });
+  }
 });

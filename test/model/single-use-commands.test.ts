@@ -11,8 +11,8 @@ import fc from 'fast-check';
 import { formatDecimal } from '../../fps/money';
 import { formatReport, reconcileUntilSettled, SandboxLedger } from '../../scripts/lib/reconcile';
 import { activeInstrument, call, getStack, until, type Answer, type Stack } from '../api/stack';
+import { runModel, SEED, TARGET } from './run';
 
-const SEED = process.env.MODEL_SEED ? Number(process.env.MODEL_SEED) : Date.now() ^ (Math.random() * 0x7fffffff);
 const RUNS = Number(process.env.MODEL_RUNS ?? 6);
 const COMMANDS = Number(process.env.MODEL_COMMANDS ?? 8);
 const AUTHORIZED = 1000;
@@ -208,17 +208,12 @@ const commands = fc.commands(
 );
 
 describe('model: random command sequences on single-use instruments (pay and reserve)', function () {
-  this.timeout(Math.max(300_000, RUNS * COMMANDS * 8_000));
+  this.timeout(Math.max(300_000, RUNS * COMMANDS * 8_000, TARGET * 1_000));
 
   it(`API snapshot equals the model after every command; FPS ledger and reconciliation agree (seed ${SEED})`, async () => {
     const stack = await getStack();
     const customerId = `model-single-${SEED.toString(36)}`;
-    let total = 0;
-    const started = Date.now();
-    process.stdout.write(
-      `    [model] single-use: seed ${SEED}, ${RUNS} runs of up to ${COMMANDS} commands (MODEL_SEED=${SEED} replays)\n`,
-    );
-    await fc.assert(
+    await runModel('single-use', { runs: RUNS, commands: COMMANDS }, (counts) =>
       fc.asyncProperty(fc.constantFrom<'pay' | 'reserve'>('pay', 'reserve'), commands, async (mode, cmds) => {
         const { instrumentId } = await activeInstrument(stack, customerId, {
           type: 'single-use',
@@ -229,13 +224,8 @@ describe('model: random command sequences on single-use instruments (pay and res
         const real: Real = { stack, instrumentId, commands: 0 };
         const model: Model = { mode, state: 'authorized', reserved: 0, charged: 0, refunded: 0 };
         await fc.asyncModelRun(() => ({ model, real }), cmds);
-        total += real.commands;
+        counts.commands += real.commands;
       }),
-      { seed: SEED, numRuns: RUNS, endOnFailure: process.env.MODEL_SHRINK === 'false' },
-    );
-    const seconds = (Date.now() - started) / 1000;
-    process.stdout.write(
-      `    [model] single-use: ${total} API commands in ${seconds.toFixed(1)} s: ${(total / seconds).toFixed(1)} commands/s\n`,
     );
     const report = await reconcileUntilSettled({
       client: stack.client,
