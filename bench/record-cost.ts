@@ -69,10 +69,17 @@ const LABELS: Record<PathName, string> = {
   retry: 'retry of an old purchase (answered from the record)',
 };
 
-/** CPU ms of a process and its children now (PostgreSQL: the postmaster and every backend). */
+/**
+ * CPU ms of a process tree now (PostgreSQL: the postmaster and every backend): each process's own
+ * time plus that of its children that ended (cutime/cstime), so backends that come and go between
+ * two readings still count.
+ */
 function treeCpuMs(pid: number): number {
-  let total = cpuMs(pid);
+  let total = 0;
   try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    total = ((Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) * 1000) / 100;
     for (const child of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean))
       total += treeCpuMs(Number(child));
   } catch {
