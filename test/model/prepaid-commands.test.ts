@@ -4,7 +4,8 @@
 // agrees (scripts/lib/reconcile.ts finds nothing). Twice: on an instrument created through the API,
 // and on one started with a window of 5 processed ids, so that most retries (the same purchase
 // again, the same key with another amount) and refunds are of operations the workflow no longer
-// remembers and only the record (issue 12) can answer. Sizes come from the environment; the defaults
+// remembers and only the record (issue 12) can answer. With MODEL_RESTARTS=1 (the long run), once
+// per run the worker is killed while a purchase is on its way, and restarted. Sizes come from the environment; the defaults
 // are CI-sized. `MODEL_SEED=… MODEL_RUNS=… MODEL_COMMANDS=… npm run test:model` replays or runs long.
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -32,7 +33,8 @@ const FUNDING = 2000;
 interface Model {
   balance: number;
   purchases: Array<{ key: string; amount: number; refunded: number; transactionId: string }>;
-  next: number;
+  /** Worker restarts so far in this run (at most one: a restart costs seconds). */
+  restarts: number;
 }
 
 interface Real {
@@ -75,6 +77,10 @@ class Purchase implements fc.AsyncCommand<Model, Real> {
       assert.equal(answer.body.outcome, 'approved');
       model.balance -= this.amount;
       model.purchases.push({ key, amount: this.amount, refunded: 0, transactionId: answer.body.transactionId });
+    } else if (model.balance === 0) {
+      // Depleted: not a limit but the state (found by the long run, seed 1162443343).
+      assert.equal(answer.status, 409, answer.text);
+      assert.equal(answer.body.code, 'invalid_state');
     } else {
       assert.equal(answer.status, 422, answer.text);
       assert.equal(answer.body.code, 'limit_exceeded');
@@ -168,8 +174,32 @@ class Fund implements fc.AsyncCommand<Model, Real> {
   toString = () => `fund(${usd(this.amount)})`;
 }
 
+/**
+ * The worker dies (SIGKILL) while a purchase is on its way, and comes back: the purchase is
+ * answered once the worker is back and charged exactly once.
+ */
+class WorkerRestart implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly amount: number) {}
+  check = (model: Readonly<Model>) => model.restarts === 0 && this.amount <= model.balance;
+  async run(model: Model, real: Real) {
+    model.restarts++;
+    await real.stack.worker.kill9();
+    const key = freshKey('restart-buy');
+    const answer = post(real, 'purchases', key, { amount: usd(this.amount), currency: 'USD' });
+    await real.stack.worker.restart();
+    const answered = await answer;
+    assert.equal(answered.status, 201, answered.text);
+    model.balance -= this.amount;
+    model.purchases.push({ key, amount: this.amount, refunded: 0, transactionId: answered.body.transactionId });
+    await assertMatches(model, real, this.toString());
+  }
+  toString = () => `workerRestart(purchase ${usd(this.amount)} while it is down)`;
+}
+
 const commands = fc.commands(
   [
+    // A restart costs ~10 s: in long runs only (MODEL_RESTARTS=1, npm run test:model:long).
+    ...(process.env.MODEL_RESTARTS === '1' ? [plainAmount.map((a) => new WorkerRestart(a))] : []),
     plainAmount.map((a) => new Purchase(a)),
     fc.tuple(fc.nat(), fc.boolean()).map(([i, c]) => new PurchaseAgain(i, c)),
     fc.nat().map((i) => new SameKeyOtherAmount(i)),
@@ -247,7 +277,7 @@ describe('model: random command sequences on a prepaid instrument', function () 
                 ).instrumentId;
             const real: Real = { stack, instrumentId, commands: 0 };
             try {
-              await fc.asyncModelRun(() => ({ model: { balance: FUNDING, purchases: [], next: 0 }, real }), cmds);
+              await fc.asyncModelRun(() => ({ model: { balance: FUNDING, purchases: [], restarts: 0 }, real }), cmds);
             } finally {
               counts.commands += real.commands;
             }

@@ -1,7 +1,9 @@
 // Runs a model property with fast-check: MODEL_RUNS runs of up to MODEL_COMMANDS commands from
 // MODEL_SEED; with MODEL_TARGET (the long run, npm run test:model:long) it goes on with the next
 // seeds until at least that many API commands ran, printing progress and each seed (a failure's
-// seed and path replay it: MODEL_SEED=… npm run test:model).
+// seed and path replay it: MODEL_SEED=… npm run test:model). MODEL_SHRINK=false stops at the first
+// failure without shrinking (the long run does: shrinking 150 real commands takes many minutes;
+// replaying its seed with npm run test:model shrinks it).
 import fc from 'fast-check';
 
 export const SEED = process.env.MODEL_SEED ? Number(process.env.MODEL_SEED) : Date.now() ^ (Math.random() * 0x7fffffff);
