@@ -4,7 +4,8 @@
 // limit (over it: 422), the workflow settles the whole debt by itself once a purchase takes it to
 // 80 % of the limit, settlements on demand (all or part), refunds (full, partial, too much), the
 // same purchase again (also concurrently) and the same key with another amount, purchases FPS
-// declines (.51) or answers Pending (.13 then Success, .14 then Failure) with duplicated IPNs, and
+// declines (.51) or answers Pending (.13 then Success, .14 then Failure) with duplicated IPNs (or
+// late ones, after the workflow's status poll decided), and
 // purchases that meet a sandbox fault (answer dropped after the money moved, 500, throttling).
 // Settlements obey the sandbox's magic cents too: a failed one schedules a retry (no settlement by
 // threshold until then), and more than 3 in a row make the account delinquent (no purchases).
@@ -144,16 +145,20 @@ class DeclinedPurchase implements fc.AsyncCommand<Model, Real> {
   toString = () => `declinedPurchase(${usd(this.amount())})`;
 }
 
-/** FPS answers Pending (.13 succeeds later, .14 fails later), and every IPN arrives twice. */
+/**
+ * FPS answers Pending (.13 succeeds later, .14 fails later); every IPN arrives twice, and 'late' ones
+ * 6 s after the outcome, when the workflow's first status poll (5 s) has already decided it.
+ */
 class PendingPurchase implements fc.AsyncCommand<Model, Real> {
   constructor(
     readonly dollars: number,
     readonly cents: 13 | 14,
+    readonly ipn: 'duplicated' | 'late',
   ) {}
   check = (model: Readonly<Model>) => buying(model) && model.debt + this.amount() <= LIMIT;
   amount = () => this.dollars * 100 + this.cents;
   async run(model: Model, real: Real) {
-    await sandboxPost(real, '/admin/ipn', { duplicate: 1 });
+    await sandboxPost(real, '/admin/ipn', { duplicate: 1, delayMs: this.ipn === 'late' ? 6_000 : 0 });
     try {
       const key = freshKey('pending');
       const answer = await post(real, 'purchases', key, { amount: usd(this.amount()), currency: 'USD' });
@@ -164,10 +169,10 @@ class PendingPurchase implements fc.AsyncCommand<Model, Real> {
       }
       await assertMatches(model, real, this.toString());
     } finally {
-      await sandboxPost(real, '/admin/ipn', { duplicate: 0 });
+      await sandboxPost(real, '/admin/ipn', { duplicate: 0, delayMs: 0 });
     }
   }
-  toString = () => `pendingPurchase(${usd(this.amount())}, IPNs duplicated)`;
+  toString = () => `pendingPurchase(${usd(this.amount())}, IPNs ${this.ipn === 'late' ? 'late and ' : ''}duplicated)`;
 }
 
 type Fault = 'drop' | 'InternalError' | 'Throttling';
@@ -301,7 +306,9 @@ const commands = fc.commands(
     plainAmount.map((a) => new Purchase(a)),
     plainAmount.map((a) => new Purchase(a)),
     fc.tuple(dollars, fc.constantFrom<51 | 52>(51, 52)).map(([d, c]) => new DeclinedPurchase(d, c)),
-    fc.tuple(dollars, fc.constantFrom<13 | 14>(13, 14)).map(([d, c]) => new PendingPurchase(d, c)),
+    fc
+      .tuple(dollars, fc.constantFrom<13 | 14>(13, 14), fc.constantFrom<'duplicated' | 'late'>('duplicated', 'late'))
+      .map(([d, c, i]) => new PendingPurchase(d, c, i)),
     fc
       .tuple(plainAmount, fc.constantFrom<Fault>('drop', 'InternalError', 'Throttling'))
       .map(([a, f]) => new FaultedPurchase(a, f)),
