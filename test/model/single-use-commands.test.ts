@@ -4,6 +4,8 @@
 // authorized amount, part of it, more than it: 422; a second one: 409), FPS declines (.51), the
 // same purchase again, capture (all, part, more than reserved) and void of a reservation, refunds
 // (full, partial, too much) of the charge, and each operation where the state refuses it (409).
+// A capture's Settle or a void's Cancel may meet a sandbox fault (answer dropped after FPS did the
+// work, or a 500): retried, it is done exactly once.
 // At the end the FPS ledger agrees (scripts/lib/reconcile.ts). MODEL_SEED / MODEL_RUNS /
 // MODEL_COMMANDS as in prepaid-commands.test.ts.
 import assert from 'node:assert/strict';
@@ -122,11 +124,29 @@ class PurchaseAgain implements fc.AsyncCommand<Model, Real> {
   toString = () => 'purchaseAgain()';
 }
 
+type Fault = 'none' | 'drop' | 'InternalError';
+/** Queues one sandbox fault for the next request of `action` (the workflow's retries must get past it). */
+async function injectFault(real: Real, fault: Fault, action: string): Promise<void> {
+  if (fault === 'none') return;
+  const spec = fault === 'drop' ? { kind: 'drop' } : { kind: 'error', code: fault };
+  const response = await fetch(`${real.stack.sandboxUrl}/admin/faults`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ ...spec, count: 1, actions: [action] }),
+  });
+  assert.equal(response.status, 201, await response.text());
+}
+const faultNote = (fault: Fault) => (fault === 'none' ? '' : `, FPS ${fault}`);
+
 class Capture implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly size: Size) {}
+  constructor(
+    readonly size: Size,
+    readonly fault: Fault,
+  ) {}
   check = live;
   async run(model: Model, real: Real) {
     const amount = sized(this.size, model.reserved || AUTHORIZED);
+    if (model.state === 'reserved' && this.size !== 'over') await injectFault(real, this.fault, 'Settle');
     const answer = await post(real, 'capture', freshKey('capture'), { amount: usd(amount), currency: 'USD' });
     if (model.state !== 'reserved') refused(answer, 409, 'invalid_state', this.toString());
     else if (this.size === 'over') refused(answer, 422, 'limit_exceeded', this.toString());
@@ -138,12 +158,14 @@ class Capture implements fc.AsyncCommand<Model, Real> {
     }
     await assertMatches(model, real, this.toString());
   }
-  toString = () => `capture(${this.size})`;
+  toString = () => `capture(${this.size}${faultNote(this.fault)})`;
 }
 
 class Void implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly fault: Fault) {}
   check = live;
   async run(model: Model, real: Real) {
+    if (model.state === 'reserved') await injectFault(real, this.fault, 'Cancel');
     const answer = await post(real, 'void', freshKey('void'), {});
     if (model.state !== 'reserved') refused(answer, 409, 'invalid_state', this.toString());
     else {
@@ -153,7 +175,7 @@ class Void implements fc.AsyncCommand<Model, Real> {
     }
     await assertMatches(model, real, this.toString());
   }
-  toString = () => 'void()';
+  toString = () => `void(${faultNote(this.fault).slice(2)})`;
 }
 
 class Refund implements fc.AsyncCommand<Model, Real> {
@@ -189,14 +211,15 @@ class Refund implements fc.AsyncCommand<Model, Real> {
 }
 
 const size = fc.constantFrom<Size>('all', 'part', 'over');
+const fault = fc.constantFrom<Fault>('none', 'drop', 'InternalError');
 const commands = fc.commands(
   [
     size.map((s) => new Purchase(s)),
     size.map((s) => new Purchase(s)),
     fc.constant(new DeclinedPurchase()),
     fc.constant(new PurchaseAgain()),
-    size.map((s) => new Capture(s)),
-    fc.constant(new Void()),
+    fc.tuple(size, fault).map(([s, f]) => new Capture(s, f)),
+    fault.map((f) => new Void(f)),
     fc
       .tuple(
         fc.constantFrom<'full' | 'partial' | 'tooMuch'>('full', 'partial', 'tooMuch'),
@@ -209,6 +232,11 @@ const commands = fc.commands(
 
 describe('model: random command sequences on single-use instruments (pay and reserve)', function () {
   this.timeout(Math.max(300_000, RUNS * COMMANDS * 8_000, TARGET * 1_000));
+
+  afterEach(async () => {
+    const stack = await getStack();
+    await fetch(`${stack.sandboxUrl}/admin/faults`, { method: 'DELETE' }).catch(() => undefined);
+  });
 
   it(`API snapshot equals the model after every command; FPS ledger and reconciliation agree (seed ${SEED})`, async () => {
     const stack = await getStack();
