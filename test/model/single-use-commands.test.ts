@@ -15,8 +15,8 @@ import { formatReport, reconcileUntilSettled, SandboxLedger } from '../../script
 import { activeInstrument, call, getStack, until, type Answer, type Stack } from '../api/stack';
 import { runModel, SEED, TARGET } from './run';
 
-const RUNS = Number(process.env.MODEL_RUNS ?? 6);
-const COMMANDS = Number(process.env.MODEL_COMMANDS ?? 8);
+const RUNS = Number(process.env.MODEL_RUNS ?? 10);
+const COMMANDS = Number(process.env.MODEL_COMMANDS ?? 10);
 const AUTHORIZED = 1000;
 
 type State = 'authorized' | 'paid' | 'reserved' | 'captured' | 'partiallyRefunded' | 'refunded' | 'voided' | 'declined';
