@@ -86,11 +86,31 @@ const spec: GraphSpec = {
  */
 const DEAD = ['depleted.TRANSACTION_SUCCEEDED#1'];
 
+/**
+ * Balance-rule transitions (rule changes and auto top-ups) are not explored here: their watch state
+ * multiplies this graph past minutes (a spec with rules did not finish in 5 minutes). They are
+ * covered by test/machines/balance-rules.test.ts (crossings, top-up amounts cut to the funding
+ * limit, no room) and end to end by test/workflow/events.test.ts and test/api/balance-events.test.ts.
+ */
+const RULES_ELSEWHERE = [
+  'awaitingAuthorization.SET_BALANCE_RULES#0',
+  'funding.SET_BALANCE_RULES#0',
+  'fundingPending.SET_BALANCE_RULES#0',
+  'active.SET_BALANCE_RULES#0',
+  'active.AUTO_TOP_UP#0',
+  'depleted.SET_BALANCE_RULES#0',
+  'depleted.AUTO_TOP_UP#0',
+];
+
 describe('prepaid machine: every path (xstate/graph)', () => {
   it('the shortest path to every state and every simple path keep the invariants; every live transition is covered', () => {
     const result = exploreMachine([spec]);
     report('prepaid', result);
     assert.deepEqual(result.statesReached, result.states, 'every state reached');
-    assert.deepEqual(result.uncovered, DEAD, 'every transition covered but the known dead ones');
+    assert.deepEqual(
+      [...result.uncovered].sort(),
+      [...DEAD, ...RULES_ELSEWHERE].sort(),
+      'every transition covered but the known dead ones and the balance rules (tested elsewhere)',
+    );
   });
 });
