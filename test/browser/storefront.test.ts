@@ -104,13 +104,14 @@ describe('storefront in a browser (prepaid and postpaid journeys)', function () 
     await buy(page, 'declined-demo', /Declined demo: payment declined \(TransactionDenied\)/);
     assert.equal(await figure(page), '$12.89');
     assert.equal(await page.locator('#purchase-count').textContent(), '3');
-    const rows = await page.locator('#transactions tr').allTextContents();
+    // The table is redrawn from the instrument after each answer: wait for the decline's row.
+    let rows: string[] = [];
+    await until('the declined purchase listed', async () => {
+      rows = await page.locator('#transactions tr').allTextContents();
+      return rows.some((r) => r.includes('$0.51') && /Declined|Failure/.test(r));
+    });
     assert.ok(
       rows.some((r) => r.includes('$1.13') && r.includes('Success')),
-      rows.join('\n'),
-    );
-    assert.ok(
-      rows.some((r) => r.includes('$0.51') && /Declined|Failure/.test(r)),
       rows.join('\n'),
     );
 
