@@ -3,7 +3,7 @@
 import type { Request, RequestHandler, Response } from 'express';
 import type { z } from 'zod';
 
-export type Method = 'get' | 'post' | 'delete';
+export type Method = 'get' | 'post' | 'patch' | 'delete';
 export type Security = 'apiKey' | 'storeSession' | 'fpsSignature' | 'none';
 
 export interface ResponseSpec {

@@ -113,6 +113,15 @@ export class FpsClient {
     return this.json('GET', `/instruments/${enc(instrumentId)}`);
   }
 
+  /**
+   * Changes a prepaid instrument's balance rules (PATCH): a field sent replaces its rule, null
+   * removes it, a field left out keeps it. Idempotent (the same rules again change nothing), so a
+   * retry needs no Idempotency-Key.
+   */
+  updateInstrument(instrumentId: string, request: t.UpdateInstrumentRequest): Promise<t.Instrument> {
+    return this.json('PATCH', `/instruments/${enc(instrumentId)}`, { body: request });
+  }
+
   instruments(customerId: string): Promise<t.InstrumentList> {
     return this.json('GET', `/customers/${enc(customerId)}/instruments`);
   }

@@ -13,6 +13,7 @@ export type WriteOffRequest = z.input<typeof s.WriteOffRequest>;
 export type RefundRequest = z.input<typeof s.RefundRequest>;
 export type CaptureRequest = z.input<typeof s.CaptureRequest>;
 export type CloseRequest = z.input<typeof s.CloseRequest>;
+export type UpdateInstrumentRequest = z.input<typeof s.UpdateInstrumentRequest>;
 
 export type Money = z.output<typeof s.Money>;
 export type RecordedMoney = z.output<typeof s.RecordedMoney>;

@@ -122,6 +122,31 @@ describe('client: the typed merchant client', function () {
     await assert.rejects(fps.statement(id, { from: 'yesterday' }), refusedWith('invalid_parameter'));
   });
 
+  it('prepaid: updateInstrument (PATCH) sets and removes balance rules; bad rules are a typed error that changes nothing', async () => {
+    const id = await activeInstrument(`cli-rules-${run}`, { type: 'prepaid', fundingAmount: '20.00', currency: 'USD' });
+    const set = await fps.updateInstrument(id, {
+      lowBalanceThreshold: '5.00',
+      autoTopUp: { below: '2.00', amount: '10.00' },
+    });
+    assert.deepEqual(
+      {
+        low: minor(set.balanceRules?.lowBalanceThreshold),
+        below: minor(set.balanceRules?.autoTopUp?.below),
+        amount: minor(set.balanceRules?.autoTopUp?.amount),
+      },
+      { low: 500, below: 200, amount: 1000 },
+    );
+    await assert.rejects(
+      fps.updateInstrument(id, { lowBalanceThreshold: '-1.00' }),
+      (err: unknown) => err instanceof FpsApiError && err.status === 422,
+    );
+    const unchanged = await fps.instrument(id);
+    assert.equal(minor(unchanged.balanceRules?.lowBalanceThreshold), 500, 'the refused change changed nothing');
+    const removed = await fps.updateInstrument(id, { autoTopUp: null });
+    assert.equal(removed.balanceRules?.autoTopUp, undefined);
+    assert.equal(minor(removed.balanceRules?.lowBalanceThreshold), 500, 'a field left out keeps its rule');
+  });
+
   it('postpaid: purchase, settle, purchase, writeOff', async () => {
     const id = await activeInstrument(`cli-post-${run}`, {
       type: 'postpaid',
