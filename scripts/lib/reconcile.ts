@@ -401,6 +401,15 @@ class Findings {
   }
 }
 
+/** Adds a discrepancy of this instrument (its ids and type filled in) and counts it. */
+function findingsOf(view: InstrumentView, findings: Findings, counts: TypeCounts) {
+  const base = { instrumentId: view.instrumentId, workflowId: view.workflowId, instrumentType: view.snapshot!.type };
+  return (kind: DiscrepancyKind, detail: string, extra: Partial<Discrepancy> = {}) => {
+    counts.discrepancies++;
+    findings.add({ kind, ...base, ...extra, detail });
+  };
+}
+
 /** Compares one instrument's workflow view with the FPS transactions under its CallerReferences. */
 async function reconcileInstrument(
   view: InstrumentView,
@@ -411,11 +420,7 @@ async function reconcileInstrument(
   counts: TypeCounts,
 ): Promise<void> {
   const s = view.snapshot!;
-  const base = { instrumentId: view.instrumentId, workflowId: view.workflowId, instrumentType: s.type };
-  const add = (kind: DiscrepancyKind, detail: string, extra: Partial<Discrepancy> = {}) => {
-    counts.discrepancies++;
-    findings.add({ kind, ...base, ...extra, detail });
-  };
+  const add = findingsOf(view, findings, counts);
 
   // Workflow records: the recent list plus open operations (an open one is always in the list too,
   // unless the list rolled past it).
@@ -635,11 +640,7 @@ async function reconcileRecord(
   counts: TypeCounts,
 ): Promise<void> {
   const s = view.snapshot!;
-  const base = { instrumentId: view.instrumentId, workflowId: view.workflowId, instrumentType: s.type };
-  const add = (kind: DiscrepancyKind, detail: string, extra: Partial<Discrepancy> = {}) => {
-    counts.discrepancies++;
-    findings.add({ kind, ...base, ...extra, detail });
-  };
+  const add = findingsOf(view, findings, counts);
   const rows = await store.operationsBetween({ instrumentId: view.instrumentId });
   const rowByRef = new Map(rows.map((r) => [r.caller_reference, r]));
   const fpsOf = async (ref: string) =>
