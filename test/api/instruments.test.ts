@@ -213,6 +213,33 @@ describe('api: instruments and operations against the real stack (processes)', f
     });
   });
 
+  describe('prepaid: not enough money', () => {
+    it('an empty wallet answers the same 422 as a purchase over a non-zero balance; nothing changes', async () => {
+      const customerId = `cust-empty-${Date.now()}`;
+      const { instrumentId } = await activeInstrument(stack, customerId, {
+        type: 'prepaid',
+        fundingAmount: '5.00',
+        currency: 'USD',
+      });
+      assert.equal((await buy(instrumentId, '4.00', 'first')).status, 201);
+      const over = await buy(instrumentId, '2.00', 'over');
+      assertProblem(over, 422, 'limit_exceeded', 'amount');
+      assert.equal((await buy(instrumentId, '1.00', 'rest')).status, 201);
+      const before = await get(instrumentId);
+      assert.equal(before.body.state, 'depleted');
+      assert.deepEqual(before.body.balance, money('0.00'));
+      const empty = await buy(instrumentId, '2.00', 'empty');
+      assertProblem(empty, 422, 'limit_exceeded', 'amount');
+      assert.equal(empty.body.type, over.body.type, empty.text);
+      const after = await get(instrumentId);
+      assert.equal(after.body.state, 'depleted');
+      assert.deepEqual(after.body.balance, money('0.00'));
+      assert.deepEqual(after.body.transactions, before.body.transactions);
+      assert.deepEqual(after.body.pending, []);
+      assert.equal((await ledger(`${instrumentId}:pay:empty`)).length, 0);
+    });
+  });
+
   describe('postpaid', () => {
     it('purchases accrue debt up to the credit limit; settle clears it; write-off closes the account', async () => {
       const { instrumentId } = await activeInstrument(stack, 'cust-postpaid', {
