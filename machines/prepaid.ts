@@ -350,6 +350,10 @@ export const prepaidMachine = setup({
     depleted: {
       on: {
         ...changeRules,
+        // Handled, so a purchase here is refused by the balance guard like one over a non-zero balance
+        // (a limit the customer fixes by topping up, not a wrong state). The balance is 0 here, so the
+        // guard never lets one through: the state stays depleted and nothing is held.
+        PURCHASE: { guard: 'balanceCovers', actions: ['holdPurchase', 'trackBalance'] },
         FUND: { guard: 'validFunding', actions: 'trackFunding' },
         REFUND: { guard: 'refundWithinRefundable', actions: 'trackRefund' },
         TRANSACTION_SUCCEEDED: [

@@ -80,11 +80,13 @@ const spec: GraphSpec = {
 
 /**
  * Transitions no event sequence can take (dead code in machines/prepaid.ts, reported): in
- * `depleted` only fundings and refunds can be pending (PURCHASE is not handled there, and the state
- * is entered only when nothing else is pending), and their success always adds a positive amount,
- * so `outcomeRestoresBalance` always wins over the second TRANSACTION_SUCCEEDED branch.
+ * `depleted` only fundings and refunds can be pending (PURCHASE is handled there but its balance
+ * guard never passes on a zero balance, and the state is entered only when nothing else is
+ * pending), and their success always adds a positive amount, so `outcomeRestoresBalance` always
+ * wins over the second TRANSACTION_SUCCEEDED branch. `depleted.PURCHASE` exists only so the
+ * refusal is the balance limit, not the state (test/machines/prepaid.test.ts).
  */
-const DEAD = ['depleted.TRANSACTION_SUCCEEDED#1'];
+const DEAD = ['depleted.PURCHASE#0', 'depleted.TRANSACTION_SUCCEEDED#1'];
 
 /**
  * Balance-rule transitions (rule changes and auto top-ups) are not explored here: their watch state

@@ -1,6 +1,6 @@
 // Prepaid machine: every valid transition, and a table of events each state must refuse.
 import assert from 'node:assert/strict';
-import type { InstrumentEvent } from '../../machines';
+import { handles, type InstrumentEvent } from '../../machines';
 import { Drive } from './helpers';
 
 const USD = { currency: 'USD', fundingAmount: 1000 };
@@ -169,6 +169,13 @@ describe('prepaid machine', () => {
       active()
         .send({ type: 'PURCHASE', ref: 'purchase:1', amount: 10 })
         .refuse({ type: 'PURCHASE', ref: 'purchase:1', amount: 10 });
+    });
+    it('a purchase when depleted is a limit, not a state: depleted handles PURCHASE and its guard refuses it', () => {
+      // The workflow answers a handled-but-guarded event with the limit (422 limit_exceeded), as it
+      // does for a purchase over a non-zero balance; an unhandled one would be the state (409).
+      const drive = depleted();
+      assert.ok(handles(drive.snapshot, 'PURCHASE'), 'depleted should handle PURCHASE');
+      drive.refuse({ type: 'PURCHASE', ref: 'purchase:2', amount: 1 });
     });
     it('a purchase that only the held amount would have covered', () => {
       active()
