@@ -157,7 +157,7 @@ describe('instrument lifecycles (Temporal + worker + sandbox process)', function
     assert.equal((await snapshotOf(handle)).balance, 5000);
     assert.equal((await sandbox.admin.prepaid(tokens.prepaidInstrumentId)).balance.amount, 5000);
 
-    // Spend it all: depleted, and purchases are refused as an invalid state.
+    // Spend it all: depleted, and purchases are refused by the balance limit (top up), not the state.
     const all = await handle.executeUpdate(purchaseUpdate, {
       args: [{ purchaseId: 'p-all', amount: 5000, currency: 'USD' }],
       updateId: 'p-all',
@@ -166,7 +166,7 @@ describe('instrument lifecycles (Temporal + worker + sandbox process)', function
     assert.equal(all.state, 'depleted');
     await expectRejection(
       () => handle.executeUpdate(purchaseUpdate, { args: [{ purchaseId: 'p-more', amount: 1, currency: 'USD' }] }),
-      UpdateRejection.InvalidState,
+      UpdateRejection.LimitExceeded,
     );
     assert.equal((await sandbox.admin.prepaid(tokens.prepaidInstrumentId)).balance.amount, 0);
 
