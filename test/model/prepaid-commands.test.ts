@@ -1,7 +1,7 @@
 // Random command sequences (fast-check fc.commands + fc.asyncModelRun) against a prepaid instrument
 // on the real stack (sandbox, worker, API processes): after every command the API's snapshot equals a
 // small reference model written here (not derived from machines/), and at the end the FPS ledger
-// agrees (scripts/lib/reconcile.ts finds nothing). Twice: on an instrument created through the API,
+// and the record agree (scripts/lib/reconcile.ts, three ways, finds nothing). Twice: on an instrument created through the API,
 // and on one started with a window of 5 processed ids, so that most retries (the same purchase
 // again, the same key with another amount) and refunds are of operations the workflow no longer
 // remembers and only the record (issue 12) can answer. With MODEL_RESTARTS=1 (the long run), once
@@ -9,21 +9,28 @@
 // are CI-sized. `MODEL_SEED=… MODEL_RUNS=… MODEL_COMMANDS=… npm run test:model` replays or runs long.
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { formatDecimal } from '../../fps/money';
-import { formatReport, reconcileUntilSettled, SandboxLedger } from '../../scripts/lib/reconcile';
-import { CallbackVerifier } from '../../fps/callback-verifier';
-import {
-  INSTRUMENT_WORKFLOW_TYPE,
-  instrumentSearchAttributes,
-  instrumentStaticSummary,
-  workflowIdFor,
-  type InstrumentInput,
-  type InstrumentSettings,
-} from '../../workflows/messages';
-import type { instrumentWorkflow } from '../../workflows';
-import { activeInstrument, call, getStack, until, type Answer, type Stack } from '../api/stack';
-import { authorize, type SandboxProcess } from '../workflow/instrument-env';
+import type { InstrumentSettings } from '../../workflows/messages';
 import { runModel, SEED, TARGET } from './run';
+import {
+  activeInstrument,
+  assertReconciles,
+  getStack,
+  idMaker,
+  plainAmount,
+  post,
+  purchaseAgain,
+  refundKind,
+  refundLabel,
+  refundRequest,
+  sameKeyOtherAmount,
+  share,
+  snapshot,
+  startInstrument,
+  usd,
+  type Real,
+  type RefundKind,
+  type Stack,
+} from './support';
 
 const RUNS = Number(process.env.MODEL_RUNS ?? 4);
 const COMMANDS = Number(process.env.MODEL_COMMANDS ?? 30);
@@ -37,34 +44,15 @@ interface Model {
   restarts: number;
 }
 
-interface Real {
-  stack: Stack;
-  instrumentId: string;
-  commands: number;
-}
-
-const usd = (minor: number) => formatDecimal(minor, 'USD');
-let keyCounter = 0;
-const freshKey = (what: string) => `m${SEED.toString(36)}-${what}-${++keyCounter}`;
-
-function post(real: Real, route: string, key: string, body: unknown): Promise<Answer> {
-  real.commands++;
-  return call(real.stack, 'POST', `/instruments/${real.instrumentId}/${route}`, {
-    body,
-    headers: { 'idempotency-key': key },
-  });
-}
+const freshKey = idMaker('m');
 
 async function assertMatches(model: Model, real: Real, after: string): Promise<void> {
-  const got = await call(real.stack, 'GET', `/instruments/${real.instrumentId}`);
+  const got = await snapshot(real);
   assert.equal(got.status, 200, got.text);
   assert.equal(got.body.balance.minorUnits, model.balance, `balance after ${after}`);
   assert.equal(got.body.state, model.balance > 0 ? 'active' : 'depleted', `state after ${after}`);
   assert.deepEqual(got.body.pending, [], `nothing pending after ${after}`);
 }
-
-/** Ordinary cents only: the magic ones (.13 .14 .51 .52) are another command's business. */
-const plainAmount = fc.integer({ min: 1, max: 900 }).filter((n) => ![13, 14, 51, 52].includes(n % 100));
 
 class Purchase implements fc.AsyncCommand<Model, Real> {
   constructor(readonly amount: number) {}
@@ -95,15 +83,7 @@ class PurchaseAgain implements fc.AsyncCommand<Model, Real> {
   ) {}
   check = (model: Readonly<Model>) => model.purchases.length > 0;
   async run(model: Model, real: Real) {
-    const p = model.purchases[this.pick % model.purchases.length];
-    const body = { amount: usd(p.amount), currency: 'USD' };
-    const answers = await Promise.all(
-      Array.from({ length: this.concurrent ? 2 : 1 }, () => post(real, 'purchases', p.key, body)),
-    );
-    for (const answer of answers) {
-      assert.ok(answer.status === 200 || answer.status === 201, answer.text);
-      assert.equal(answer.body.transactionId, p.transactionId, 'the original transaction');
-    }
+    await purchaseAgain(real, model.purchases[this.pick % model.purchases.length], this.concurrent);
     await assertMatches(model, real, this.toString());
   }
   toString = () => `purchaseAgain(#${this.pick}${this.concurrent ? ', concurrently' : ''})`;
@@ -113,10 +93,7 @@ class SameKeyOtherAmount implements fc.AsyncCommand<Model, Real> {
   constructor(readonly pick: number) {}
   check = (model: Readonly<Model>) => model.purchases.length > 0;
   async run(model: Model, real: Real) {
-    const p = model.purchases[this.pick % model.purchases.length];
-    const answer = await post(real, 'purchases', p.key, { amount: usd(p.amount + 1), currency: 'USD' });
-    assert.equal(answer.status, 409, answer.text);
-    assert.equal(answer.body.code, 'idempotency_key_reused');
+    await sameKeyOtherAmount(real, model.purchases[this.pick % model.purchases.length]);
     await assertMatches(model, real, this.toString());
   }
   toString = () => `sameKeyOtherAmount(#${this.pick})`;
@@ -126,20 +103,15 @@ class SameKeyOtherAmount implements fc.AsyncCommand<Model, Real> {
 class Refund implements fc.AsyncCommand<Model, Real> {
   constructor(
     readonly pick: number,
-    readonly kind: 'full' | 'partial' | 'tooMuch',
+    readonly kind: RefundKind,
     readonly share: number,
   ) {}
   check = (model: Readonly<Model>) => model.purchases.length > 0;
   async run(model: Model, real: Real) {
     const p = model.purchases[this.pick % model.purchases.length];
     const left = p.amount - p.refunded;
-    let amount: number | undefined;
-    if (this.kind === 'tooMuch') amount = left + 1;
-    else if (this.kind === 'partial') amount = Math.max(1, Math.floor(left * this.share));
-    const body =
-      amount === undefined ? { purchaseId: p.key } : { purchaseId: p.key, amount: usd(amount), currency: 'USD' };
+    const { amount: refund, body } = refundRequest(p.key, left, this.kind, this.share);
     const answer = await post(real, 'refunds', freshKey('refund'), body);
-    const refund = amount ?? left;
     if (left > 0 && refund <= left) {
       assert.equal(answer.status, 201, answer.text);
       p.refunded += refund;
@@ -150,7 +122,7 @@ class Refund implements fc.AsyncCommand<Model, Real> {
     }
     await assertMatches(model, real, this.toString());
   }
-  toString = () => `refund(#${this.pick}, ${this.kind}${this.kind === 'partial' ? ` ${this.share.toFixed(2)}` : ''})`;
+  toString = () => `refund(#${this.pick}, ${refundLabel(this.kind, this.share)})`;
 }
 
 /** FundPrepaid: FPS refuses funding above the instrument's limit, the initial funding amount. */
@@ -200,45 +172,19 @@ const commands = fc.commands(
     plainAmount.map((a) => new Purchase(a)),
     fc.tuple(fc.nat(), fc.boolean()).map(([i, c]) => new PurchaseAgain(i, c)),
     fc.nat().map((i) => new SameKeyOtherAmount(i)),
-    fc
-      .tuple(
-        fc.nat(),
-        fc.constantFrom('full', 'partial', 'tooMuch') as fc.Arbitrary<'full' | 'partial' | 'tooMuch'>,
-        fc.double({ min: 0.1, max: 0.9, noNaN: true }),
-      )
-      .map(([i, k, s]) => new Refund(i, k, s)),
+    fc.tuple(fc.nat(), refundKind, share).map(([i, k, s]) => new Refund(i, k, s)),
     plainAmount.map((a) => new Fund(a)),
   ],
   { maxCommands: COMMANDS, size: 'max' },
 );
 
 /** A prepaid instrument started the way the API starts one, but with its own settings (the API takes none). */
-async function instrumentWithSettings(stack: Stack, customerId: string, settings: InstrumentSettings): Promise<string> {
-  const input: InstrumentInput = {
-    instrumentId: `ins_mw${SEED.toString(36)}${(++keyCounter).toString(36)}`,
-    customerId,
-    type: 'prepaid',
-    currency: 'USD',
-    fundingAmount: FUNDING,
-    settings,
-  };
-  const handle = await stack.client.workflow.start<typeof instrumentWorkflow>(INSTRUMENT_WORKFLOW_TYPE, {
-    taskQueue: stack.taskQueue,
-    workflowId: workflowIdFor(input.instrumentId),
-    args: [input],
-    typedSearchAttributes: instrumentSearchAttributes(input),
-    staticSummary: instrumentStaticSummary(input),
-  });
-  const sandbox = {
-    url: stack.sandboxUrl,
-    verifier: new CallbackVerifier({ certificateUrlAllowlist: [`${stack.sandboxUrl}/certs/`] }),
-  } as SandboxProcess;
-  await authorize(sandbox, handle, input);
-  await until(`instrument ${input.instrumentId} active`, async () => {
-    const got = await call(stack, 'GET', `/instruments/${input.instrumentId}`);
-    return got.status === 200 && got.body.state === 'active' && got.body.pending.length === 0;
-  });
-  return input.instrumentId;
+function instrumentWithSettings(stack: Stack, customerId: string, settings: InstrumentSettings): Promise<string> {
+  return startInstrument(
+    stack,
+    { customerId, type: 'prepaid', fundingAmount: FUNDING, settings },
+    { taskQueue: stack.taskQueue, tag: 'mw' },
+  );
 }
 
 /** The workflow remembers this many answers; older retries and refunds go to the record (issue 12). */
@@ -272,7 +218,7 @@ describe('model: random command sequences on a prepaid instrument', function () 
                     currency: 'USD',
                   })
                 ).instrumentId;
-            const real: Real = { stack, instrumentId, commands: 0 };
+            const real: Real = { stack, instrumentId, commands: 0, shortTimeout: false };
             try {
               await fc.asyncModelRun(() => ({ model: { balance: FUNDING, purchases: [], restarts: 0 }, real }), cmds);
             } finally {
@@ -280,13 +226,7 @@ describe('model: random command sequences on a prepaid instrument', function () 
             }
           }),
       );
-      const report = await reconcileUntilSettled({
-        client: stack.client,
-        ledger: new SandboxLedger(stack.sandboxUrl),
-        customerId,
-        waitMs: 30_000,
-      });
-      assert.ok(report.ok, formatReport(report));
+      await assertReconciles(stack, customerId, { record: true });
     });
   }
 });

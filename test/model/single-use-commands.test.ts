@@ -6,14 +6,27 @@
 // (full, partial, too much) of the charge, and each operation where the state refuses it (409).
 // A capture's Settle or a void's Cancel may meet a sandbox fault (answer dropped after FPS did the
 // work, or a 500): retried, it is done exactly once.
-// At the end the FPS ledger agrees (scripts/lib/reconcile.ts). MODEL_SEED / MODEL_RUNS /
+// At the end the FPS ledger and the record agree (scripts/lib/reconcile.ts, three ways). MODEL_SEED / MODEL_RUNS /
 // MODEL_COMMANDS as in prepaid-commands.test.ts.
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { formatDecimal } from '../../fps/money';
-import { formatReport, reconcileUntilSettled, SandboxLedger } from '../../scripts/lib/reconcile';
-import { activeInstrument, call, getStack, until, type Answer, type Stack } from '../api/stack';
 import { runModel, SEED, TARGET } from './run';
+import {
+  activeInstrument,
+  assertReconciles,
+  clearFaultsAfterEach,
+  faultNote,
+  getStack,
+  idMaker,
+  injectFault,
+  post,
+  refused,
+  share,
+  untilSnapshot,
+  usd,
+  type Fault,
+  type Real,
+} from './support';
 
 const RUNS = Number(process.env.MODEL_RUNS ?? 10);
 const COMMANDS = Number(process.env.MODEL_COMMANDS ?? 10);
@@ -31,45 +44,17 @@ interface Model {
   refunded: number;
 }
 
-interface Real {
-  stack: Stack;
-  instrumentId: string;
-  commands: number;
-}
-
-const usd = (minor: number) => formatDecimal(minor, 'USD');
-let keyCounter = 0;
-const freshKey = (what: string) => `su${SEED.toString(36)}-${what}-${++keyCounter}`;
+const freshKey = idMaker('su');
 const live = (model: Readonly<Model>) => !FINAL.includes(model.state);
 
-function post(real: Real, route: string, key: string, body: unknown): Promise<Answer> {
-  real.commands++;
-  return call(real.stack, 'POST', `/instruments/${real.instrumentId}/${route}`, {
-    body,
-    headers: { 'idempotency-key': key },
-  });
-}
-
 async function assertMatches(model: Model, real: Real, after: string): Promise<void> {
-  let last: Answer | undefined;
-  await until(
-    `snapshot after ${after}`,
-    async () => {
-      last = await call(real.stack, 'GET', `/instruments/${real.instrumentId}`);
-      return last.status === 200 && last.body.pending.length === 0 && last.body.state === model.state;
-    },
-    15_000,
-    50,
-  ).catch(() => {
-    assert.fail(
-      `after ${after}: model ${model.state}; API ${last?.status} ${last?.body?.state} pending ${JSON.stringify(last?.body?.pending)}`,
-    );
-  });
-}
-
-function refused(answer: Answer, status: number, code: string, what: string): void {
-  assert.equal(answer.status, status, `${what}: ${answer.text}`);
-  assert.equal(answer.body.code, code, what);
+  await untilSnapshot(
+    real,
+    after,
+    (body) => body.state === model.state,
+    (last) =>
+      `model ${model.state}; API ${last?.status} ${last?.body?.state} pending ${JSON.stringify(last?.body?.pending)}`,
+  );
 }
 
 type Size = 'all' | 'part' | 'over';
@@ -123,20 +108,6 @@ class PurchaseAgain implements fc.AsyncCommand<Model, Real> {
   }
   toString = () => 'purchaseAgain()';
 }
-
-type Fault = 'none' | 'drop' | 'InternalError';
-/** Queues one sandbox fault for the next request of `action` (the workflow's retries must get past it). */
-async function injectFault(real: Real, fault: Fault, action: string): Promise<void> {
-  if (fault === 'none') return;
-  const spec = fault === 'drop' ? { kind: 'drop' } : { kind: 'error', code: fault };
-  const response = await fetch(`${real.stack.sandboxUrl}/admin/faults`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ ...spec, count: 1, actions: [action] }),
-  });
-  assert.equal(response.status, 201, await response.text());
-}
-const faultNote = (fault: Fault) => (fault === 'none' ? '' : `, FPS ${fault}`);
 
 class Capture implements fc.AsyncCommand<Model, Real> {
   constructor(
@@ -221,10 +192,7 @@ const commands = fc.commands(
     fc.tuple(size, fault).map(([s, f]) => new Capture(s, f)),
     fault.map((f) => new Void(f)),
     fc
-      .tuple(
-        fc.constantFrom<'full' | 'partial' | 'tooMuch'>('full', 'partial', 'tooMuch'),
-        fc.double({ min: 0.1, max: 0.9, noNaN: true }),
-      )
+      .tuple(fc.constantFrom<'full' | 'partial' | 'tooMuch'>('full', 'partial', 'tooMuch'), share)
       .map(([k, s]) => new Refund(k, s)),
   ],
   { maxCommands: COMMANDS, size: 'max' },
@@ -233,10 +201,7 @@ const commands = fc.commands(
 describe('model: random command sequences on single-use instruments (pay and reserve)', function () {
   this.timeout(Math.max(300_000, RUNS * COMMANDS * 8_000, TARGET * 1_000));
 
-  afterEach(async () => {
-    const stack = await getStack();
-    await fetch(`${stack.sandboxUrl}/admin/faults`, { method: 'DELETE' }).catch(() => undefined);
-  });
+  clearFaultsAfterEach(getStack);
 
   it(`API snapshot equals the model after every command; FPS ledger and reconciliation agree (seed ${SEED})`, async () => {
     const stack = await getStack();
@@ -249,18 +214,12 @@ describe('model: random command sequences on single-use instruments (pay and res
           singleUseMode: mode,
           currency: 'USD',
         });
-        const real: Real = { stack, instrumentId, commands: 0 };
+        const real: Real = { stack, instrumentId, commands: 0, shortTimeout: false };
         const model: Model = { mode, state: 'authorized', reserved: 0, charged: 0, refunded: 0 };
         await fc.asyncModelRun(() => ({ model, real }), cmds);
         counts.commands += real.commands;
       }),
     );
-    const report = await reconcileUntilSettled({
-      client: stack.client,
-      ledger: new SandboxLedger(stack.sandboxUrl),
-      customerId,
-      waitMs: 30_000,
-    });
-    assert.ok(report.ok, formatReport(report));
+    await assertReconciles(stack, customerId, { record: true });
   });
 });
