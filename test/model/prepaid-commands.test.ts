@@ -4,7 +4,9 @@
 // and the record agree (scripts/lib/reconcile.ts, three ways, finds nothing). Twice: on an instrument created through the API,
 // and on one started with a window of 5 processed ids, so that most retries (the same purchase
 // again, the same key with another amount) and refunds are of operations the workflow no longer
-// remembers and only the record (issue 12) can answer. With MODEL_RESTARTS=1 (the long run), once
+// remembers and only the record (issue 12) can answer; that instrument runs on the model worker (FPS
+// calls time out after 1.5 s), where a purchase or fund meets a timeout fault (the sandbox answers
+// after the attempt gave up) and is counted once in the workflow, at FPS and in the record. With MODEL_RESTARTS=1 (the long run), once
 // per run the worker is killed while a purchase is on its way, and restarted. Sizes come from the environment; the defaults
 // are CI-sized. `MODEL_SEED=… MODEL_RUNS=… MODEL_COMMANDS=… npm run test:model` replays or runs long.
 import assert from 'node:assert/strict';
@@ -26,6 +28,10 @@ import {
   share,
   snapshot,
   startInstrument,
+  assertCountedOnce,
+  clearFaultsAfterEach,
+  injectFault,
+  modelWorkerQueue,
   usd,
   type Real,
   type RefundKind,
@@ -42,6 +48,8 @@ interface Model {
   purchases: Array<{ key: string; amount: number; refunded: number; transactionId: string }>;
   /** Worker restarts so far in this run (at most one: a restart costs seconds). */
   restarts: number;
+  /** The instrument runs on the model worker: timeout faults apply. */
+  shortTimeout: boolean;
 }
 
 const freshKey = idMaker('m');
@@ -144,6 +152,35 @@ class Fund implements fc.AsyncCommand<Model, Real> {
 }
 
 /**
+ * The next Pay (a purchase) or FundPrepaid (a fund) meets a timeout fault: the sandbox answers
+ * after the attempt gave up, the retry carries the same CallerReference. One 201 with its
+ * transaction, counted once in the workflow, once at FPS and once in the record.
+ */
+class TimedOut implements fc.AsyncCommand<Model, Real> {
+  constructor(
+    readonly what: 'purchase' | 'fund',
+    readonly amount: number,
+  ) {}
+  check = (model: Readonly<Model>) =>
+    model.shortTimeout &&
+    (this.what === 'purchase' ? this.amount <= model.balance : model.balance + this.amount <= FUNDING);
+  async run(model: Model, real: Real) {
+    await injectFault(real, 'timeout', this.what === 'purchase' ? 'Pay' : 'FundPrepaid');
+    const key = freshKey(`timeout-${this.what}`);
+    const body = { amount: usd(this.amount), currency: 'USD' };
+    const answer = await post(real, this.what === 'purchase' ? 'purchases' : 'fund', key, body);
+    assert.equal(answer.status, 201, answer.text);
+    if (this.what === 'purchase') {
+      model.balance -= this.amount;
+      model.purchases.push({ key, amount: this.amount, refunded: 0, transactionId: answer.body.transactionId });
+    } else model.balance += this.amount;
+    await assertMatches(model, real, this.toString());
+    await assertCountedOnce(real, key, answer, this.amount);
+  }
+  toString = () => `${this.what}(${usd(this.amount)}, FPS timeout)`;
+}
+
+/**
  * The worker dies (SIGKILL) while a purchase is on its way, and comes back: the purchase is
  * answered once the worker is back and charged exactly once.
  */
@@ -174,16 +211,20 @@ const commands = fc.commands(
     fc.nat().map((i) => new SameKeyOtherAmount(i)),
     fc.tuple(fc.nat(), refundKind, share).map(([i, k, s]) => new Refund(i, k, s)),
     plainAmount.map((a) => new Fund(a)),
+    fc.tuple(fc.constantFrom<'purchase' | 'fund'>('purchase', 'fund'), plainAmount).map(([w, a]) => new TimedOut(w, a)),
   ],
   { maxCommands: COMMANDS, size: 'max' },
 );
 
-/** A prepaid instrument started the way the API starts one, but with its own settings (the API takes none). */
-function instrumentWithSettings(stack: Stack, customerId: string, settings: InstrumentSettings): Promise<string> {
+/**
+ * A prepaid instrument started the way the API starts one, but with its own settings (the API takes
+ * none), on the model worker (FPS calls time out after 1.5 s: timeout faults).
+ */
+async function instrumentWithSettings(stack: Stack, customerId: string, settings: InstrumentSettings): Promise<string> {
   return startInstrument(
     stack,
     { customerId, type: 'prepaid', fundingAmount: FUNDING, settings },
-    { taskQueue: stack.taskQueue, tag: 'mw' },
+    { taskQueue: await modelWorkerQueue(stack), tag: 'mw' },
   );
 }
 
@@ -193,10 +234,12 @@ const SMALL_WINDOW = 5;
 describe('model: random command sequences on a prepaid instrument', function () {
   this.timeout(Math.max(240_000, RUNS * COMMANDS * 5_000, TARGET * 1_000));
 
+  clearFaultsAfterEach(getStack);
+
   const variants = [
     { name: 'created through the API', window: undefined },
     {
-      name: `a window of ${SMALL_WINDOW} processed ids (retries and refunds of older operations)`,
+      name: `a window of ${SMALL_WINDOW} processed ids (retries and refunds of older operations), FPS timeouts`,
       window: SMALL_WINDOW,
     },
   ];
@@ -218,9 +261,15 @@ describe('model: random command sequences on a prepaid instrument', function () 
                     currency: 'USD',
                   })
                 ).instrumentId;
-            const real: Real = { stack, instrumentId, commands: 0, shortTimeout: false };
+            const real: Real = { stack, instrumentId, commands: 0, shortTimeout: variant.window !== undefined };
             try {
-              await fc.asyncModelRun(() => ({ model: { balance: FUNDING, purchases: [], restarts: 0 }, real }), cmds);
+              await fc.asyncModelRun(
+                () => ({
+                  model: { balance: FUNDING, purchases: [], restarts: 0, shortTimeout: real.shortTimeout },
+                  real,
+                }),
+                cmds,
+              );
             } finally {
               counts.commands += real.commands;
             }
