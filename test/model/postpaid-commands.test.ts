@@ -6,7 +6,9 @@
 // same purchase again (also concurrently) and the same key with another amount, purchases FPS
 // declines (.51) or answers Pending (.13 then Success, .14 then Failure) with duplicated IPNs (or
 // late ones, after the workflow's status poll decided), and
-// purchases that meet a sandbox fault (answer dropped after the money moved, 500, throttling).
+// purchases that meet a sandbox fault (answer dropped after the money moved, 500, throttling, and on
+// instruments of the model worker a timeout: the sandbox answers after the 1.5 s attempt gave up),
+// each counted once in the workflow, at FPS and in the record; settlements meet timeouts there too.
 // Settlements obey the sandbox's magic cents too: a failed one schedules a retry (no settlement by
 // threshold until then), and more than 3 in a row make the account delinquent (no purchases).
 // A write-off ends the account. At the end the FPS ledger agrees (scripts/lib/reconcile.ts).
@@ -16,7 +18,10 @@ import fc from 'fast-check';
 import { runModel, SEED, TARGET } from './run';
 import {
   activeInstrument,
+  assertCountedOnce,
   assertReconciles,
+  modelWorkerQueue,
+  startInstrument,
   clearFaultsAfterEach,
   getStack,
   idMaker,
@@ -52,6 +57,8 @@ interface Model {
   failures: number;
   /** A failed settlement scheduled a retry (a day later): no settlement by threshold until then. */
   retryScheduled: boolean;
+  /** The instrument runs on the model worker: timeout faults apply. */
+  shortTimeout: boolean;
 }
 
 /** FPS's answer to a money action by the amount's cents (sandbox/magic.ts): SettleDebt obeys it too. */
@@ -162,13 +169,17 @@ class PendingPurchase implements fc.AsyncCommand<Model, Real> {
   toString = () => `pendingPurchase(${usd(this.amount())}, IPNs ${this.ipn === 'late' ? 'late and ' : ''}duplicated)`;
 }
 
-/** The next Pay meets a sandbox fault; the workflow's retries must charge it exactly once. */
+/**
+ * The next Pay meets a sandbox fault (a timeout only on the model worker); the workflow's retries
+ * must charge it exactly once: counted once in the workflow, at FPS and in the record.
+ */
 class FaultedPurchase implements fc.AsyncCommand<Model, Real> {
   constructor(
     readonly amount: number,
     readonly fault: Fault,
   ) {}
-  check = (model: Readonly<Model>) => buying(model) && model.debt + this.amount <= LIMIT;
+  check = (model: Readonly<Model>) =>
+    buying(model) && model.debt + this.amount <= LIMIT && (this.fault !== 'timeout' || model.shortTimeout);
   async run(model: Model, real: Real) {
     await injectFault(real, this.fault, 'Pay');
     const key = freshKey('faulted');
@@ -177,6 +188,7 @@ class FaultedPurchase implements fc.AsyncCommand<Model, Real> {
     model.purchases.push({ key, amount: this.amount, refunded: 0, transactionId: answer.body.transactionId });
     charge(model, this.amount);
     await assertMatches(model, real, this.toString());
+    await assertCountedOnce(real, key, answer, this.amount);
   }
   toString = () => `faultedPurchase(${usd(this.amount)}, ${this.fault})`;
 }
@@ -204,21 +216,31 @@ class SameKeyOtherAmount implements fc.AsyncCommand<Model, Real> {
   toString = () => `sameKeyOtherAmount(#${this.pick})`;
 }
 
-/** Settle on demand: all of the debt, or part of it. */
+/**
+ * Settle on demand: all of the debt, or part of it; on the model worker its SettleDebt may meet a
+ * timeout fault (then a settlement FPS did is counted once in the workflow, at FPS and in the record).
+ */
 class Settle implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly share: number | undefined) {}
-  check = (model: Readonly<Model>) => open(model) && model.debt > 0;
+  constructor(
+    readonly share: number | undefined,
+    readonly timedOut: boolean,
+  ) {}
+  check = (model: Readonly<Model>) => open(model) && model.debt > 0 && (!this.timedOut || model.shortTimeout);
   async run(model: Model, real: Real) {
     const amount = this.share === undefined ? model.debt : Math.max(1, Math.floor(model.debt * this.share));
     const body = this.share === undefined ? {} : { amount: usd(amount), currency: 'USD' };
-    const answer = await post(real, 'settle', freshKey('settle'), body);
+    if (this.timedOut) await injectFault(real, 'timeout', 'SettleDebt');
+    const key = freshKey('settle');
+    const answer = await post(real, 'settle', key, body);
     const cents = amount % 100;
     const status = cents === 13 || cents === 14 ? 202 : fpsSucceeds(amount) ? 200 : 402;
     assert.equal(answer.status, status, answer.text);
     settled(model, amount);
     await assertMatches(model, real, this.toString());
+    if (this.timedOut && status === 200) await assertCountedOnce(real, key, answer, amount);
   }
-  toString = () => `settle(${this.share === undefined ? 'all' : this.share.toFixed(2)})`;
+  toString = () =>
+    `settle(${this.share === undefined ? 'all' : this.share.toFixed(2)}${this.timedOut ? ', FPS timeout' : ''})`;
 }
 
 class Refund implements fc.AsyncCommand<Model, Real> {
@@ -268,11 +290,11 @@ const commands = fc.commands(
       .tuple(dollars, fc.constantFrom<13 | 14>(13, 14), fc.constantFrom<'duplicated' | 'late'>('duplicated', 'late'))
       .map(([d, c, i]) => new PendingPurchase(d, c, i)),
     fc
-      .tuple(plainAmount, fc.constantFrom<Fault>('drop', 'InternalError', 'Throttling'))
+      .tuple(plainAmount, fc.constantFrom<Fault>('drop', 'InternalError', 'Throttling', 'timeout'))
       .map(([a, f]) => new FaultedPurchase(a, f)),
     fc.tuple(fc.nat(), fc.boolean()).map(([i, c]) => new PurchaseAgain(i, c)),
     fc.nat().map((i) => new SameKeyOtherAmount(i)),
-    fc.option(share, { nil: undefined }).map((s) => new Settle(s)),
+    fc.tuple(fc.option(share, { nil: undefined }), fc.boolean()).map(([s, t]) => new Settle(s, t)),
     fc.tuple(fc.nat(), refundKind, share).map(([i, k, s]) => new Refund(i, k, s)),
     fc.constant(new WriteOff()),
   ],
@@ -288,17 +310,34 @@ describe('model: random command sequences on a postpaid instrument', function ()
     const stack = await getStack();
     const customerId = `model-postpaid-${SEED.toString(36)}`;
     await runModel('postpaid', { runs: RUNS, commands: COMMANDS }, (counts) =>
-      fc.asyncProperty(commands, async (cmds) => {
-        const { instrumentId } = await activeInstrument(stack, customerId, {
-          type: 'postpaid',
-          creditLimit: usd(LIMIT),
-          globalAmountLimit: usd(1_000_000),
-          currency: 'USD',
-        });
-        const real: Real = { stack, instrumentId, commands: 0, shortTimeout: false };
+      // Half the runs on an instrument created through the API, half on one of the model worker
+      // (FPS calls time out after 1.5 s: timeout faults).
+      fc.asyncProperty(fc.boolean(), commands, async (shortTimeout, cmds) => {
+        const instrumentId = shortTimeout
+          ? await startInstrument(
+              stack,
+              { customerId, type: 'postpaid', creditLimit: LIMIT, globalAmountLimit: 1_000_000 },
+              { taskQueue: await modelWorkerQueue(stack), tag: 'pmw' },
+            )
+          : (
+              await activeInstrument(stack, customerId, {
+                type: 'postpaid',
+                creditLimit: usd(LIMIT),
+                globalAmountLimit: usd(1_000_000),
+                currency: 'USD',
+              })
+            ).instrumentId;
+        const real: Real = { stack, instrumentId, commands: 0, shortTimeout };
         await fc.asyncModelRun(
           () => ({
-            model: { debt: 0, purchases: [], state: 'active' as const, failures: 0, retryScheduled: false },
+            model: {
+              debt: 0,
+              purchases: [],
+              state: 'active' as const,
+              failures: 0,
+              retryScheduled: false,
+              shortTimeout,
+            },
             real,
           }),
           cmds,

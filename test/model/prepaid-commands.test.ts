@@ -32,6 +32,7 @@ import {
   clearFaultsAfterEach,
   injectFault,
   modelWorkerQueue,
+  workerOf,
   usd,
   type Real,
   type RefundKind,
@@ -189,10 +190,11 @@ class WorkerRestart implements fc.AsyncCommand<Model, Real> {
   check = (model: Readonly<Model>) => model.restarts === 0 && this.amount <= model.balance;
   async run(model: Model, real: Real) {
     model.restarts++;
-    await real.stack.worker.kill9();
+    const worker = await workerOf(real);
+    await worker.kill9();
     const key = freshKey('restart-buy');
     const answer = post(real, 'purchases', key, { amount: usd(this.amount), currency: 'USD' });
-    await real.stack.worker.restart();
+    await worker.restart();
     const answered = await answer;
     assert.equal(answered.status, 201, answered.text);
     model.balance -= this.amount;

@@ -220,6 +220,15 @@ let modelWorker: Promise<{ service: Service; taskQueue: string }> | undefined;
  * for a CI-sized run). Started once per mocha run; the harness's teardown stops it.
  */
 export function modelWorkerQueue(stack: Stack): Promise<string> {
+  return startModelWorker(stack).then((w) => w.taskQueue);
+}
+
+/** The worker that runs `real`'s workflow: the stack's, or the model worker. */
+export async function workerOf(real: Real): Promise<Service> {
+  return real.shortTimeout ? (await startModelWorker(real.stack)).service : real.stack.worker;
+}
+
+function startModelWorker(stack: Stack): Promise<{ service: Service; taskQueue: string }> {
   modelWorker ??= (async () => {
     const taskQueue = uniqueTaskQueue('model');
     const service = await spawnService({
@@ -237,7 +246,7 @@ export function modelWorkerQueue(stack: Stack): Promise<string> {
     return { service, taskQueue };
   })();
   modelWorker.catch(() => (modelWorker = undefined));
-  return modelWorker.then((w) => w.taskQueue);
+  return modelWorker;
 }
 
 /**
