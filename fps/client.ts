@@ -1,6 +1,8 @@
 // The FPS Query API client: signs each action with Signature V2, sends it over HTTP and turns the
 // answer into a typed result or a typed FpsError (retryable or final). Transport only, no retries:
 // the caller (a Temporal activity) retries retryable errors with the same CallerReference.
+import http from 'node:http';
+import https from 'node:https';
 import { FPS_API_VERSION, type FpsAction, type FpsRequest, type FpsResult, type PaymentGateway } from './actions';
 import { FpsError } from './errors';
 import { MoneyError } from './money';
@@ -54,6 +56,19 @@ export type FpsCallResult<A extends FpsAction> = FpsResult<A> & { requestId?: st
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 
+// One keep-alive pool per process for every client (activities build one client per worker); the
+// agents honour the server's Keep-Alive timeout hint and unref idle sockets, so they never hold a
+// process open.
+const HTTP_AGENT = new http.Agent({ keepAlive: true, scheduling: 'lifo' });
+const HTTPS_AGENT = new https.Agent({ keepAlive: true, scheduling: 'lifo' });
+
+/** A request failed on a reused idle connection before any answer: safe to send again once. */
+class StaleConnection extends Error {
+  constructor(override readonly cause: Error) {
+    super(cause.message);
+  }
+}
+
 export class FpsClient implements PaymentGateway {
   readonly endpoint: string;
   readonly accessKeyId: string;
@@ -79,7 +94,7 @@ export class FpsClient implements PaymentGateway {
     if (!options.accessKeyId || !options.secretKey) throw new TypeError('FPS accessKeyId and secretKey are required');
     this.#url = url;
     this.endpoint = url.href;
-    // URL.host keeps a non-default port and drops a default one, exactly as fetch will send the
+    // URL.host keeps a non-default port and drops a default one, exactly as node:http sends the
     // Host header; the server signs what it receives, so both sides agree.
     this.#host = signingHost(url.host, url.protocol as 'http:' | 'https:');
     this.accessKeyId = options.accessKeyId;
@@ -126,18 +141,7 @@ export class FpsClient implements PaymentGateway {
     let status: number;
     let text: string;
     try {
-      // Node's fetch (undici) keeps connections alive and pools them per origin by default.
-      const response = await fetch(target, {
-        method: this.#httpMethod,
-        headers: isGet
-          ? { accept: 'text/xml' }
-          : { accept: 'text/xml', 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' },
-        body: isGet ? undefined : body,
-        redirect: 'manual',
-        signal,
-      });
-      status = response.status;
-      text = await response.text();
+      ({ status, text } = await this.#send(target, isGet ? undefined : body, signal));
     } catch (e) {
       throw this.#transportError(action, e, signal);
     }
@@ -147,6 +151,60 @@ export class FpsClient implements PaymentGateway {
       if (e instanceof FpsError) throw e;
       throw new FpsError('MalformedResponse', `${action}: unreadable FPS response`, undefined, status);
     }
+  }
+
+  /**
+   * One HTTP exchange on the process's keep-alive agent (node:http: about half the client CPU of
+   * fetch per call, bench/RESULTS.md). A request that fails on a *reused* idle connection the server
+   * had just closed is sent once more on a fresh one: nothing reached the server, and every FPS
+   * request is idempotent by its CallerReference anyway.
+   */
+  async #send(
+    target: string,
+    body: string | undefined,
+    signal: AbortSignal,
+  ): Promise<{ status: number; text: string }> {
+    try {
+      return await this.#exchange(target, body, signal);
+    } catch (e) {
+      if (!(e instanceof StaleConnection) || signal.aborted) throw e instanceof StaleConnection ? e.cause : e;
+      return this.#exchange(target, body, signal);
+    }
+  }
+
+  #exchange(target: string, body: string | undefined, signal: AbortSignal): Promise<{ status: number; text: string }> {
+    const secure = this.#url.protocol === 'https:';
+    const headers: http.OutgoingHttpHeaders = { accept: 'text/xml' };
+    if (body !== undefined) {
+      headers['content-type'] = 'application/x-www-form-urlencoded; charset=utf-8';
+      headers['content-length'] = Buffer.byteLength(body);
+    }
+    return new Promise((resolve, reject) => {
+      const options: https.RequestOptions = {
+        method: this.#httpMethod,
+        headers,
+        agent: secure ? HTTPS_AGENT : HTTP_AGENT,
+        signal,
+      };
+      const req = (secure ? https : http).request(target, options, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          if (res.complete) resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
+          else
+            reject(
+              Object.assign(new Error('connection closed before the whole answer arrived'), { code: 'ECONNRESET' }),
+            );
+        });
+        res.on('error', reject);
+      });
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        // Node's own advice for keep-alive: a reset on a reused socket before any answer means the
+        // server closed it while idle.
+        reject(req.reusedSocket && e.code === 'ECONNRESET' ? new StaleConnection(e) : e);
+      });
+      req.end(body);
+    });
   }
 
   /** The complete signed parameter set of a request (exposed for tests and diagnostics; contains no secret). */
@@ -184,8 +242,8 @@ export class FpsClient implements PaymentGateway {
         undefined,
       );
     }
-    // undici reports "fetch failed" with the socket error as `cause`; only its code and message are
-    // kept (they name host and port, never the request's parameters).
+    // Only the socket error's code and message are kept (they name host and port, never the
+    // request's parameters).
     const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
     const code =
       typeof cause === 'object' && cause !== null && 'code' in cause

@@ -8,6 +8,8 @@ export interface HttpAnswer {
   text: string;
 }
 
+class StaleSocket extends Error {}
+
 export class HttpClient {
   readonly agent: http.Agent;
   readonly #host: string;
@@ -24,12 +26,31 @@ export class HttpClient {
     this.agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
   }
 
-  request(
+  /**
+   * One request; sent once more when it fails with ECONNRESET on a reused keep-alive socket (the
+   * server closed it while idle, as Node's documentation describes: the request never arrived).
+   */
+  async request(
     method: string,
     path: string,
     body?: string,
     headers: Record<string, string> = {},
     timeoutMs = 60_000,
+  ): Promise<HttpAnswer> {
+    try {
+      return await this.#exchange(method, path, body, headers, timeoutMs);
+    } catch (e) {
+      if (!(e instanceof StaleSocket)) throw e;
+      return this.#exchange(method, path, body, headers, timeoutMs);
+    }
+  }
+
+  #exchange(
+    method: string,
+    path: string,
+    body: string | undefined,
+    headers: Record<string, string>,
+    timeoutMs: number,
   ): Promise<HttpAnswer> {
     return new Promise((resolve, reject) => {
       const all: Record<string, string | number> = { ...this.defaultHeaders, ...headers };
@@ -53,7 +74,9 @@ export class HttpClient {
         },
       );
       req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer within ${timeoutMs} ms`)));
-      req.on('error', reject);
+      req.on('error', (e: NodeJS.ErrnoException) =>
+        reject(req.reusedSocket && e.code === 'ECONNRESET' ? new StaleSocket(e.message) : e),
+      );
       req.end(body);
     });
   }

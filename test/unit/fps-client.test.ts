@@ -182,10 +182,34 @@ describe('fps/client: FpsClient transport', () => {
       try {
         const c = client(fresh.endpoint);
         for (let i = 0; i < 6; i++) await c.call('Pay', pay);
-        // undici may keep a second pooled socket, but it must not open one per call.
+        // The pool may keep a second socket, but it must not open one per call.
         assert.ok(fresh.connections() <= 2, `${fresh.connections()} connections for 6 calls`);
       } finally {
         await fresh.close();
+      }
+    });
+    it('a reused idle connection the server closed is replaced, and the call answers', async () => {
+      // Each connection serves one request, then drops the socket as the next one arrives on it:
+      // what a server closing an idle keep-alive connection looks like to the client.
+      const answer = buildResponseXml('Pay', SAMPLE_RESULTS.Pay, 'r');
+      let connections = 0;
+      const server = await rawServer((socket) => {
+        connections++;
+        let served = 0;
+        socket.on('data', () => {
+          if (served++ > 0) return socket.destroy();
+          socket.write(
+            `HTTP/1.1 200 OK\r\ncontent-type: text/xml\r\ncontent-length: ${Buffer.byteLength(answer)}\r\n\r\n${answer}`,
+          );
+        });
+      });
+      try {
+        const c = client(server.endpoint);
+        for (let i = 0; i < 3; i++)
+          assert.equal((await c.call('Pay', pay)).transactionId, SAMPLE_RESULTS.Pay.transactionId);
+        assert.equal(connections, 3, 'each call after the first met a dropped connection and opened a new one');
+      } finally {
+        await server.close();
       }
     });
   });
