@@ -5,7 +5,8 @@
 // same purchase again, capture (all, part, more than reserved) and void of a reservation, refunds
 // (full, partial, too much) of the charge, and each operation where the state refuses it (409).
 // A capture's Settle or a void's Cancel may meet a sandbox fault (answer dropped after FPS did the
-// work, or a 500): retried, it is done exactly once.
+// work, a 500, or on instruments of the model worker a timeout: the sandbox answers after the 1.5 s
+// attempt gave up): retried, it is done exactly once.
 // At the end the FPS ledger and the record agree (scripts/lib/reconcile.ts, three ways). MODEL_SEED / MODEL_RUNS /
 // MODEL_COMMANDS as in prepaid-commands.test.ts.
 import assert from 'node:assert/strict';
@@ -19,6 +20,8 @@ import {
   getStack,
   idMaker,
   injectFault,
+  modelWorkerQueue,
+  startInstrument,
   post,
   refused,
   share,
@@ -42,10 +45,14 @@ interface Model {
   reserved: number;
   charged: number;
   refunded: number;
+  /** The instrument runs on the model worker: timeout faults apply. */
+  shortTimeout: boolean;
 }
 
 const freshKey = idMaker('su');
 const live = (model: Readonly<Model>) => !FINAL.includes(model.state);
+/** A timeout fault needs an instrument of the model worker. */
+const faultable = (model: Readonly<Model>, fault: Fault) => fault !== 'timeout' || model.shortTimeout;
 
 async function assertMatches(model: Model, real: Real, after: string): Promise<void> {
   await untilSnapshot(
@@ -114,7 +121,7 @@ class Capture implements fc.AsyncCommand<Model, Real> {
     readonly size: Size,
     readonly fault: Fault,
   ) {}
-  check = live;
+  check = (model: Readonly<Model>) => live(model) && faultable(model, this.fault);
   async run(model: Model, real: Real) {
     const amount = sized(this.size, model.reserved || AUTHORIZED);
     if (model.state === 'reserved' && this.size !== 'over') await injectFault(real, this.fault, 'Settle');
@@ -134,7 +141,7 @@ class Capture implements fc.AsyncCommand<Model, Real> {
 
 class Void implements fc.AsyncCommand<Model, Real> {
   constructor(readonly fault: Fault) {}
-  check = live;
+  check = (model: Readonly<Model>) => live(model) && faultable(model, this.fault);
   async run(model: Model, real: Real) {
     if (model.state === 'reserved') await injectFault(real, this.fault, 'Cancel');
     const answer = await post(real, 'void', freshKey('void'), {});
@@ -182,7 +189,7 @@ class Refund implements fc.AsyncCommand<Model, Real> {
 }
 
 const size = fc.constantFrom<Size>('all', 'part', 'over');
-const fault = fc.constantFrom<Fault>('none', 'drop', 'InternalError');
+const fault = fc.constantFrom<Fault>('none', 'drop', 'InternalError', 'timeout');
 const commands = fc.commands(
   [
     size.map((s) => new Purchase(s)),
@@ -207,18 +214,32 @@ describe('model: random command sequences on single-use instruments (pay and res
     const stack = await getStack();
     const customerId = `model-single-${SEED.toString(36)}`;
     await runModel('single-use', { runs: RUNS, commands: COMMANDS }, (counts) =>
-      fc.asyncProperty(fc.constantFrom<'pay' | 'reserve'>('pay', 'reserve'), commands, async (mode, cmds) => {
-        const { instrumentId } = await activeInstrument(stack, customerId, {
-          type: 'single-use',
-          amount: usd(AUTHORIZED),
-          singleUseMode: mode,
-          currency: 'USD',
-        });
-        const real: Real = { stack, instrumentId, commands: 0, shortTimeout: false };
-        const model: Model = { mode, state: 'authorized', reserved: 0, charged: 0, refunded: 0 };
-        await fc.asyncModelRun(() => ({ model, real }), cmds);
-        counts.commands += real.commands;
-      }),
+      // Some runs on an instrument of the model worker (FPS calls time out after 1.5 s: timeout faults).
+      fc.asyncProperty(
+        fc.constantFrom<'pay' | 'reserve'>('pay', 'reserve'),
+        fc.boolean(),
+        commands,
+        async (mode, shortTimeout, cmds) => {
+          const instrumentId = shortTimeout
+            ? await startInstrument(
+                stack,
+                { customerId, type: 'single-use', amount: AUTHORIZED, singleUseMode: mode },
+                { taskQueue: await modelWorkerQueue(stack), tag: 'sumw' },
+              )
+            : (
+                await activeInstrument(stack, customerId, {
+                  type: 'single-use',
+                  amount: usd(AUTHORIZED),
+                  singleUseMode: mode,
+                  currency: 'USD',
+                })
+              ).instrumentId;
+          const real: Real = { stack, instrumentId, commands: 0, shortTimeout };
+          const model: Model = { mode, state: 'authorized', reserved: 0, charged: 0, refunded: 0, shortTimeout };
+          await fc.asyncModelRun(() => ({ model, real }), cmds);
+          counts.commands += real.commands;
+        },
+      ),
     );
     await assertReconciles(stack, customerId, { record: true });
   });
