@@ -2,42 +2,28 @@
 // state, balances and processed purchase ids survive, and purchases keep working across runs.
 import assert from 'node:assert/strict';
 import { InstrumentStateKey, purchaseUpdate } from '../../workflows/messages';
-import { testClient, type TestWorker } from '../support/temporal';
+import { testClient } from '../support/temporal';
 import {
   authorize,
   FAST,
   saveHistory,
   snapshotOf,
   startInstrument,
-  startInstrumentWorker,
-  startSandbox,
   waitForState,
-  type SandboxProcess,
+  useInstrumentEnv,
 } from './instrument-env';
 
 describe('continue-as-new (Temporal + worker + sandbox process)', function () {
   this.timeout(90_000);
-  let sandbox: SandboxProcess;
-  let worker: TestWorker;
-
-  before(async function () {
-    this.timeout(120_000);
-    sandbox = await startSandbox('can');
-    worker = await startInstrumentWorker(sandbox.url);
-  });
-
-  after(async () => {
-    await worker?.stop();
-    await sandbox?.service.stop();
-  });
+  const env = useInstrumentEnv('can');
 
   it('carries the machine, balances and processed ids across runs; duplicates still answer the first result', async () => {
-    const { handle, input } = await startInstrument(worker.taskQueue, {
+    const { handle, input } = await startInstrument(env.worker.taskQueue, {
       type: 'prepaid',
       fundingAmount: 100_000,
       settings: { ...FAST, continueAsNewAfterEvents: 60, processedIdLimit: 500 },
     });
-    const ret = await authorize(sandbox, handle, input);
+    const ret = await authorize(env.sandbox, handle, input);
     const prepaidId = (ret as { tokens: { prepaidInstrumentId: string } }).tokens.prepaidInstrumentId;
     await waitForState(handle, 'active');
 
@@ -56,7 +42,7 @@ describe('continue-as-new (Temporal + worker + sandbox process)', function () {
     assert.equal(snap.state, 'active');
     assert.equal(snap.balance, 100_000 - spent);
     assert.equal(snap.purchasesApproved, 40);
-    assert.equal((await sandbox.admin.prepaid(prepaidId)).balance.amount, 100_000 - spent);
+    assert.equal((await env.sandbox.admin.prepaid(prepaidId)).balance.amount, 100_000 - spent);
 
     // The first purchase, asked again in a later run (Temporal's own dedup is per run): its first result.
     const again = await handle.executeUpdate(purchaseUpdate, {
@@ -65,7 +51,7 @@ describe('continue-as-new (Temporal + worker + sandbox process)', function () {
     });
     assert.equal(again.transactionId, results[0].transactionId);
     assert.equal(again.outcome, 'approved');
-    assert.equal((await sandbox.admin.transactions(`${input.instrumentId}:pay:p-0`)).length, 1);
+    assert.equal((await env.sandbox.admin.transactions(`${input.instrumentId}:pay:p-0`)).length, 1);
     assert.equal((await snapshotOf(handle)).balance, 100_000 - spent);
 
     // Runs chain by continue-as-new; the search attributes follow.

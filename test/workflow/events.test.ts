@@ -18,30 +18,17 @@ import {
   saveHistory,
   snapshotOf,
   startInstrument,
-  startInstrumentWorker,
-  startSandbox,
   waitForSnapshot,
   waitForState,
-  type InstrumentWorker,
-  type SandboxProcess,
+  useInstrumentEnv,
 } from './instrument-env';
 
 describe('workflow events: lifecycle, balance.low, auto top-up', function () {
   this.timeout(60_000);
-  let sandbox: SandboxProcess;
-  let worker: InstrumentWorker;
+  const env = useInstrumentEnv('events');
 
-  before(async function () {
-    this.timeout(120_000);
-    sandbox = await startSandbox('events');
-    worker = await startInstrumentWorker(sandbox.url);
-  });
-  after(async () => {
-    await worker?.stop();
-    await sandbox?.service.stop();
-  });
-
-  const eventsOf = (instrumentId: string): Promise<EventRow[]> => worker.ledger.events({ instrumentId, limit: 1000 });
+  const eventsOf = (instrumentId: string): Promise<EventRow[]> =>
+    env.worker.ledger.events({ instrumentId, limit: 1000 });
   const typesOf = async (instrumentId: string) => (await eventsOf(instrumentId)).map((e) => e.type);
   /** Waits until the instrument's events include `types` (in this order, others between them allowed). */
   async function waitForEvents(instrumentId: string, types: string[], timeoutMs = 10_000): Promise<EventRow[]> {
@@ -61,14 +48,14 @@ describe('workflow events: lifecycle, balance.low, auto top-up', function () {
   const count = (events: EventRow[], type: string) => events.filter((e) => e.type === type).length;
 
   it('prepaid: authorized, funding, activated, balance.low once per crossing, auto top-up within the limit, closed', async () => {
-    const { handle, input } = await startInstrument(worker.taskQueue, {
+    const { handle, input } = await startInstrument(env.worker.taskQueue, {
       type: 'prepaid',
       fundingAmount: 5000,
       settings: FAST,
       balanceRules: { lowBalanceThreshold: 2000 },
     });
     const id = input.instrumentId;
-    await authorize(sandbox, handle, input);
+    await authorize(env.sandbox, handle, input);
     await waitForState(handle, 'active');
     let events = await waitForEvents(id, ['instrument.authorized', 'funding.succeeded', 'instrument.activated']);
     assert.deepEqual(
@@ -102,7 +89,7 @@ describe('workflow events: lifecycle, balance.low, auto top-up', function () {
     const topUpRef = callerReferenceFor(id, 'fund', 'wf:auto-1');
     const funded = await waitForSnapshot(handle, (s) => s.balance === 5000 && s.pending.length === 0);
     assert.equal(funded.balance, 5000, 'never above the funding limit');
-    const atFps = await sandbox.admin.transactions(topUpRef);
+    const atFps = await env.sandbox.admin.transactions(topUpRef);
     assert.equal(atFps.length, 1);
     assert.equal(atFps[0].amount.amount, 3700);
     events = await waitForEvents(id, ['balance.low', 'funding.succeeded']);
@@ -111,7 +98,7 @@ describe('workflow events: lifecycle, balance.low, auto top-up', function () {
     await buy('p6', 1); // 14.99: top-up crossing 2 → fund min(40.00, 35.01) = 35.01
     await waitForSnapshot(handle, (s) => s.balance === 5000 && s.pending.length === 0);
     assert.equal(
-      (await sandbox.admin.transactions(callerReferenceFor(id, 'fund', 'wf:auto-2')))[0]?.amount.amount,
+      (await env.sandbox.admin.transactions(callerReferenceFor(id, 'fund', 'wf:auto-2')))[0]?.amount.amount,
       3501,
     );
     events = await waitForEvents(id, ['balance.low', 'balance.low']);
@@ -142,18 +129,22 @@ describe('workflow events: lifecycle, balance.low, auto top-up', function () {
   });
 
   it('balance rules: refused on other kinds and when malformed, nothing changes', async () => {
-    const { handle, input } = await startInstrument(worker.taskQueue, {
+    const { handle, input } = await startInstrument(env.worker.taskQueue, {
       type: 'postpaid',
       creditLimit: 1000,
       settings: FAST,
     });
-    await authorize(sandbox, handle, input);
+    await authorize(env.sandbox, handle, input);
     await waitForState(handle, 'active');
     await expectRejection(
       () => handle.executeUpdate(setBalanceRulesUpdate, { args: [{ lowBalanceThreshold: 100 }] }),
       UpdateRejection.InvalidRequest,
     );
-    const prepaid = await startInstrument(worker.taskQueue, { type: 'prepaid', fundingAmount: 1000, settings: FAST });
+    const prepaid = await startInstrument(env.worker.taskQueue, {
+      type: 'prepaid',
+      fundingAmount: 1000,
+      settings: FAST,
+    });
     for (const bad of [{ lowBalanceThreshold: 0 }, { lowBalanceThreshold: 1.5 }, { autoTopUp: { below: 100 } }]) {
       await expectRejection(
         () => prepaid.handle.executeUpdate(setBalanceRulesUpdate, { args: [bad as never] }),
@@ -164,7 +155,7 @@ describe('workflow events: lifecycle, balance.low, auto top-up', function () {
   });
 
   it('postpaid: instrument.delinquent once when settlements fail past the limit; closed after the write-off', async () => {
-    const { handle, input } = await startInstrument(worker.taskQueue, {
+    const { handle, input } = await startInstrument(env.worker.taskQueue, {
       type: 'postpaid',
       creditLimit: 10_000,
       settings: {
@@ -177,7 +168,7 @@ describe('workflow events: lifecycle, balance.low, auto top-up', function () {
       },
     });
     const id = input.instrumentId;
-    await authorize(sandbox, handle, input);
+    await authorize(env.sandbox, handle, input);
     await waitForState(handle, 'active');
     // A debt ending in .52 makes SettleDebt fail (sandbox magic amount).
     await handle.executeUpdate(purchaseUpdate, { args: [{ purchaseId: 'a', amount: 1025, currency: 'USD' }] });
@@ -207,12 +198,12 @@ describe('workflow events: lifecycle, balance.low, auto top-up', function () {
   });
 
   it('expiry: instrument.expired, then instrument.closed', async () => {
-    const { handle, input } = await startInstrument(worker.taskQueue, {
+    const { handle, input } = await startInstrument(env.worker.taskQueue, {
       type: 'single-use',
       amount: 1000,
       settings: { ...FAST, expiresAt: Date.now() + 2_500 },
     });
-    await authorize(sandbox, handle, input);
+    await authorize(env.sandbox, handle, input);
     await waitForState(handle, 'closed', 15_000);
     const events = await waitForEvents(input.instrumentId, ['instrument.expired', 'instrument.closed']);
     assert.deepEqual(await typesOf(input.instrumentId), [

@@ -433,3 +433,22 @@ export async function startIpnReceiver(
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
+
+/**
+ * The environment of a workflow test file: a sandbox process named `name` and an in-process
+ * instrument worker talking to it, started before the file's tests and stopped after them.
+ * Read `env.sandbox` and `env.worker` inside tests (they exist once `before` has run).
+ */
+export function useInstrumentEnv(name: string): { sandbox: SandboxProcess; worker: InstrumentWorker } {
+  const env = {} as { sandbox: SandboxProcess; worker: InstrumentWorker };
+  before(async function () {
+    this.timeout(120_000);
+    env.sandbox = await startSandbox(name);
+    env.worker = await startInstrumentWorker(env.sandbox.url);
+  });
+  after(async () => {
+    await env.worker?.stop();
+    await env.sandbox?.service.stop();
+  });
+  return env;
+}

@@ -15,7 +15,6 @@ import {
   writeOffUpdate,
   type InstrumentSnapshot,
 } from '../../workflows/messages';
-import type { TestWorker } from '../support/temporal';
 import {
   authorize,
   expectRejection,
@@ -23,31 +22,17 @@ import {
   saveHistory,
   snapshotOf,
   startInstrument,
-  startInstrumentWorker,
-  startSandbox,
   waitForSnapshot,
   waitForState,
-  type SandboxProcess,
+  useInstrumentEnv,
 } from './instrument-env';
 
 describe('instrument lifecycles (Temporal + worker + sandbox process)', function () {
   this.timeout(60_000);
-  let sandbox: SandboxProcess;
-  let worker: TestWorker;
-
-  before(async function () {
-    this.timeout(120_000);
-    sandbox = await startSandbox('lifecycle');
-    worker = await startInstrumentWorker(sandbox.url);
-  });
-
-  after(async () => {
-    await worker?.stop();
-    await sandbox?.service.stop();
-  });
+  const env = useInstrumentEnv('lifecycle');
 
   it('prepaid: authorize, fund, purchase, decline, refund, top up, deplete, close', async () => {
-    const { handle, input } = await startInstrument(worker.taskQueue, {
+    const { handle, input } = await startInstrument(env.worker.taskQueue, {
       type: 'prepaid',
       fundingAmount: 5000,
       settings: FAST,
@@ -64,16 +49,16 @@ describe('instrument lifecycles (Temporal + worker + sandbox process)', function
       UpdateRejection.InvalidState,
       /awaitingAuthorization/,
     );
-    assert.deepEqual(await sandbox.admin.transactions(`${id}:pay:early`), []);
+    assert.deepEqual(await env.sandbox.admin.transactions(`${id}:pay:early`), []);
 
-    const ret = await authorize(sandbox, handle, input);
+    const ret = await authorize(env.sandbox, handle, input);
     assert.equal(ret.outcome, 'authorized');
     const tokens = (ret as { tokens: { prepaidInstrumentId: string } }).tokens;
     let snap = await waitForState(handle, 'active');
     assert.equal(snap.balance, 5000);
-    let prepaid = await sandbox.admin.prepaid(tokens.prepaidInstrumentId);
+    let prepaid = await env.sandbox.admin.prepaid(tokens.prepaidInstrumentId);
     assert.equal(prepaid.balance.amount, 5000, 'the initial FundPrepaid moved the money');
-    const [funding] = await sandbox.admin.transactions(callerReferenceFor(id, 'fund', 'wf:initial'));
+    const [funding] = await env.sandbox.admin.transactions(callerReferenceFor(id, 'fund', 'wf:initial'));
     assert.equal(funding.status, 'Success');
 
     const p1 = await handle.executeUpdate(purchaseUpdate, {
@@ -84,9 +69,9 @@ describe('instrument lifecycles (Temporal + worker + sandbox process)', function
     assert.equal(p1.transactionStatus, 'Success');
     assert.equal(p1.callerReference, `${id}:pay:p1`);
     assert.equal(p1.state, 'active');
-    prepaid = await sandbox.admin.prepaid(tokens.prepaidInstrumentId);
+    prepaid = await env.sandbox.admin.prepaid(tokens.prepaidInstrumentId);
     assert.equal(prepaid.balance.amount, 3800);
-    const charges = await sandbox.admin.transactions(`${id}:pay:p1`);
+    const charges = await env.sandbox.admin.transactions(`${id}:pay:p1`);
     assert.equal(charges.length, 1);
     assert.equal(charges[0].id, p1.transactionId);
 
@@ -99,7 +84,7 @@ describe('instrument lifecycles (Temporal + worker + sandbox process)', function
         }),
       UpdateRejection.LimitExceeded,
     );
-    assert.deepEqual(await sandbox.admin.transactions(`${id}:pay:too-much`), []);
+    assert.deepEqual(await env.sandbox.admin.transactions(`${id}:pay:too-much`), []);
     await expectRejection(
       () => handle.executeUpdate(purchaseUpdate, { args: [{ purchaseId: 'eur', amount: 100, currency: 'EUR' }] }),
       UpdateRejection.InvalidCurrency,
@@ -129,7 +114,7 @@ describe('instrument lifecycles (Temporal + worker + sandbox process)', function
     assert.equal(failed.transactionStatus, 'Failure');
     snap = await snapshotOf(handle);
     assert.equal(snap.balance, 3800);
-    assert.equal((await sandbox.admin.prepaid(tokens.prepaidInstrumentId)).balance.amount, 3800);
+    assert.equal((await env.sandbox.admin.prepaid(tokens.prepaidInstrumentId)).balance.amount, 3800);
 
     // Partial refund of p1: money back on the prepaid balance.
     const refund = await handle.executeUpdate(refundUpdate, {
@@ -138,7 +123,7 @@ describe('instrument lifecycles (Temporal + worker + sandbox process)', function
     });
     assert.equal(refund.outcome, 'approved');
     assert.equal((await snapshotOf(handle)).balance, 4000);
-    assert.equal((await sandbox.admin.prepaid(tokens.prepaidInstrumentId)).balance.amount, 4000);
+    assert.equal((await env.sandbox.admin.prepaid(tokens.prepaidInstrumentId)).balance.amount, 4000);
     await expectRejection(
       () => handle.executeUpdate(refundUpdate, { args: [{ refundId: 'r2', purchaseId: 'p1', amount: 1001 }] }),
       UpdateRejection.LimitExceeded,
@@ -155,7 +140,7 @@ describe('instrument lifecycles (Temporal + worker + sandbox process)', function
     });
     assert.equal(topUp.outcome, 'approved');
     assert.equal((await snapshotOf(handle)).balance, 5000);
-    assert.equal((await sandbox.admin.prepaid(tokens.prepaidInstrumentId)).balance.amount, 5000);
+    assert.equal((await env.sandbox.admin.prepaid(tokens.prepaidInstrumentId)).balance.amount, 5000);
 
     // Spend it all: depleted, and purchases are refused by the balance limit (top up), not the state.
     const all = await handle.executeUpdate(purchaseUpdate, {
@@ -168,7 +153,7 @@ describe('instrument lifecycles (Temporal + worker + sandbox process)', function
       () => handle.executeUpdate(purchaseUpdate, { args: [{ purchaseId: 'p-more', amount: 1, currency: 'USD' }] }),
       UpdateRejection.LimitExceeded,
     );
-    assert.equal((await sandbox.admin.prepaid(tokens.prepaidInstrumentId)).balance.amount, 0);
+    assert.equal((await env.sandbox.admin.prepaid(tokens.prepaidInstrumentId)).balance.amount, 0);
 
     const closed = await handle.executeUpdate(closeUpdate, { args: [{ reason: 'customer left' }] });
     assert.equal(closed.state, 'closed');
@@ -186,7 +171,7 @@ describe('instrument lifecycles (Temporal + worker + sandbox process)', function
     await waitForSnapshot(handle, (s) => s.final, 5_000);
     const senderToken = (ret as { tokens: { prepaidSenderTokenId: string } }).tokens.prepaidSenderTokenId;
     await waitUntil(
-      async () => (await sandbox.admin.token(senderToken)).status === 'Inactive',
+      async () => (await env.sandbox.admin.token(senderToken)).status === 'Inactive',
       'sender token cancelled',
     );
 
@@ -197,14 +182,14 @@ describe('instrument lifecycles (Temporal + worker + sandbox process)', function
   });
 
   it('postpaid: authorize, purchases, settle on demand and at the threshold, close; settle on a closed account is refused', async () => {
-    const { handle, input } = await startInstrument(worker.taskQueue, {
+    const { handle, input } = await startInstrument(env.worker.taskQueue, {
       type: 'postpaid',
       creditLimit: 10_000,
       globalAmountLimit: 100_000,
       settings: { ...FAST, settlementThresholdPercent: 80, settlementCycleMs: 3_600_000 },
     });
     const id = input.instrumentId;
-    const ret = await authorize(sandbox, handle, input);
+    const ret = await authorize(env.sandbox, handle, input);
     const credit = (ret as { tokens: { creditInstrumentId: string } }).tokens.creditInstrumentId;
     await waitForState(handle, 'active');
 
@@ -214,7 +199,7 @@ describe('instrument lifecycles (Temporal + worker + sandbox process)', function
     });
     assert.equal(p1.outcome, 'approved');
     assert.equal((await snapshotOf(handle)).debt, 2500);
-    assert.equal((await sandbox.admin.credit(credit)).debt.amount, 2500);
+    assert.equal((await env.sandbox.admin.credit(credit)).debt.amount, 2500);
 
     await expectRejection(
       () => handle.executeUpdate(purchaseUpdate, { args: [{ purchaseId: 'big', amount: 7501, currency: 'USD' }] }),
@@ -232,7 +217,7 @@ describe('instrument lifecycles (Temporal + worker + sandbox process)', function
     assert.equal(settled.amount, 2500);
     assert.equal(settled.callerReference, `${id}:settle:s1`);
     assert.equal((await snapshotOf(handle)).debt, 0);
-    let ledger = await sandbox.admin.credit(credit);
+    let ledger = await env.sandbox.admin.credit(credit);
     assert.equal(ledger.debt.amount, 0);
     assert.equal(ledger.settledTotal.amount, 2500);
     await expectRejection(
@@ -256,10 +241,10 @@ describe('instrument lifecycles (Temporal + worker + sandbox process)', function
     assert.ok(
       afterAuto.transactions.some((t) => t.operation === 'settle' && t.id === 'wf:settle-1' && t.status === 'Success'),
     );
-    ledger = await sandbox.admin.credit(credit);
+    ledger = await env.sandbox.admin.credit(credit);
     assert.equal(ledger.debt.amount, 0);
     assert.equal(ledger.settledTotal.amount, 10_500);
-    assert.equal((await sandbox.admin.transactions(`${id}:settle:wf:settle-1`)).length, 1);
+    assert.equal((await env.sandbox.admin.transactions(`${id}:settle:wf:settle-1`)).length, 1);
 
     const closed = await handle.executeUpdate(closeUpdate, { args: [{}] });
     assert.equal(closed.state, 'closed');
@@ -269,12 +254,12 @@ describe('instrument lifecycles (Temporal + worker + sandbox process)', function
       UpdateRejection.InvalidState,
       /closed/,
     );
-    assert.deepEqual(await sandbox.admin.transactions(`${id}:settle:late`), []);
+    assert.deepEqual(await env.sandbox.admin.transactions(`${id}:settle:late`), []);
     await saveHistory(handle, 'postpaid-lifecycle');
   });
 
   it('postpaid: settlement failures past the retry limit make it delinquent; the write-off closes it', async () => {
-    const { handle, input } = await startInstrument(worker.taskQueue, {
+    const { handle, input } = await startInstrument(env.worker.taskQueue, {
       type: 'postpaid',
       creditLimit: 10_000,
       settings: {
@@ -287,7 +272,7 @@ describe('instrument lifecycles (Temporal + worker + sandbox process)', function
       },
     });
     const id = input.instrumentId;
-    const ret = await authorize(sandbox, handle, input);
+    const ret = await authorize(env.sandbox, handle, input);
     const credit = (ret as { tokens: { creditInstrumentId: string } }).tokens.creditInstrumentId;
     await waitForState(handle, 'active');
     // A debt ending in .52 makes SettleDebt fail (sandbox magic amount).
@@ -310,22 +295,22 @@ describe('instrument lifecycles (Temporal + worker + sandbox process)', function
     );
     const closed = await waitForState(handle, 'closed', 10_000);
     assert.equal(closed.debt, 0);
-    const ledger = await sandbox.admin.credit(credit);
+    const ledger = await env.sandbox.admin.credit(credit);
     assert.equal(ledger.debt.amount, 0);
     assert.equal(ledger.writtenOffTotal.amount, 1052);
-    assert.equal((await sandbox.admin.transactions(`${id}:writeoff:wf:writeoff-1`))[0]?.status, 'Success');
-    const failures = await sandbox.admin.transactions(`${id}:settle:wf:settle-1`);
+    assert.equal((await env.sandbox.admin.transactions(`${id}:writeoff:wf:writeoff-1`))[0]?.status, 'Success');
+    const failures = await env.sandbox.admin.transactions(`${id}:settle:wf:settle-1`);
     assert.equal(failures[0]?.status, 'Failure');
     await saveHistory(handle, 'postpaid-delinquent');
   });
 
   it('postpaid: write-off on demand', async () => {
-    const { handle, input } = await startInstrument(worker.taskQueue, {
+    const { handle, input } = await startInstrument(env.worker.taskQueue, {
       type: 'postpaid',
       creditLimit: 5_000,
       settings: FAST,
     });
-    const ret = await authorize(sandbox, handle, input);
+    const ret = await authorize(env.sandbox, handle, input);
     const credit = (ret as { tokens: { creditInstrumentId: string } }).tokens.creditInstrumentId;
     await waitForState(handle, 'active');
     await handle.executeUpdate(purchaseUpdate, {
@@ -339,17 +324,17 @@ describe('instrument lifecycles (Temporal + worker + sandbox process)', function
     const w = await handle.executeUpdate(writeOffUpdate, { args: [{ writeOffId: 'w1' }], updateId: 'w1' });
     assert.equal(w.outcome, 'approved');
     assert.equal(w.state, 'closed');
-    assert.equal((await sandbox.admin.credit(credit)).writtenOffTotal.amount, 700);
+    assert.equal((await env.sandbox.admin.credit(credit)).writtenOffTotal.amount, 700);
   });
 
   it('single use (pay): authorize, pay, refund in two parts', async () => {
-    const { handle, input } = await startInstrument(worker.taskQueue, {
+    const { handle, input } = await startInstrument(env.worker.taskQueue, {
       type: 'single-use',
       amount: 2000,
       settings: FAST,
     });
     const id = input.instrumentId;
-    await authorize(sandbox, handle, input);
+    await authorize(env.sandbox, handle, input);
     await waitForState(handle, 'authorized');
     await expectRejection(
       () => handle.executeUpdate(purchaseUpdate, { args: [{ purchaseId: 'x', amount: 2001, currency: 'USD' }] }),
@@ -361,7 +346,7 @@ describe('instrument lifecycles (Temporal + worker + sandbox process)', function
     });
     assert.equal(paid.outcome, 'approved');
     assert.equal(paid.state, 'paid');
-    const [charge] = await sandbox.admin.transactions(`${id}:pay:order-1`);
+    const [charge] = await env.sandbox.admin.transactions(`${id}:pay:order-1`);
     assert.equal(charge.status, 'Success');
     await expectRejection(
       () => handle.executeUpdate(purchaseUpdate, { args: [{ purchaseId: 'order-2', amount: 1, currency: 'USD' }] }),
@@ -379,7 +364,7 @@ describe('instrument lifecycles (Temporal + worker + sandbox process)', function
     });
     assert.equal(r2.amount, 1500);
     assert.equal(r2.state, 'refunded');
-    const tx = await sandbox.admin.transaction(charge.id);
+    const tx = await env.sandbox.admin.transaction(charge.id);
     assert.equal(tx.refundedAmount.amount, 2000);
     await expectRejection(
       () => handle.executeUpdate(refundUpdate, { args: [{ refundId: 'r3', purchaseId: 'order-1', amount: 1 }] }),
@@ -389,13 +374,13 @@ describe('instrument lifecycles (Temporal + worker + sandbox process)', function
   });
 
   it('single use (reserve): reserve, capture; capturing twice is refused without an FPS call; another is voided', async () => {
-    const { handle, input } = await startInstrument(worker.taskQueue, {
+    const { handle, input } = await startInstrument(env.worker.taskQueue, {
       type: 'single-use',
       amount: 3000,
       singleUseMode: 'reserve',
       settings: FAST,
     });
-    await authorize(sandbox, handle, input);
+    await authorize(env.sandbox, handle, input);
     await waitForState(handle, 'authorized');
     const reserved = await handle.executeUpdate(purchaseUpdate, {
       args: [{ purchaseId: 'o1', amount: 3000, currency: 'USD' }],
@@ -404,7 +389,7 @@ describe('instrument lifecycles (Temporal + worker + sandbox process)', function
     assert.equal(reserved.outcome, 'approved');
     assert.equal(reserved.transactionStatus, 'Reserved');
     assert.equal(reserved.state, 'reserved');
-    assert.equal((await sandbox.admin.transaction(reserved.transactionId!)).status, 'Reserved');
+    assert.equal((await env.sandbox.admin.transaction(reserved.transactionId!)).status, 'Reserved');
 
     const captured = await handle.executeUpdate(captureUpdate, {
       args: [{ captureId: 'c1', amount: 2500 }],
@@ -412,7 +397,7 @@ describe('instrument lifecycles (Temporal + worker + sandbox process)', function
     });
     assert.equal(captured.outcome, 'approved');
     assert.equal(captured.state, 'captured');
-    let tx = await sandbox.admin.transaction(reserved.transactionId!);
+    let tx = await env.sandbox.admin.transaction(reserved.transactionId!);
     assert.equal(tx.status, 'Success');
     assert.equal(tx.settledAmount.amount, 2500);
     const updatedAt = (tx as unknown as { updatedAt: string }).updatedAt;
@@ -426,19 +411,19 @@ describe('instrument lifecycles (Temporal + worker + sandbox process)', function
       () => handle.executeUpdate(voidUpdate, { args: [{ voidId: 'v1' }] }),
       UpdateRejection.InvalidState,
     );
-    tx = await sandbox.admin.transaction(reserved.transactionId!);
+    tx = await env.sandbox.admin.transaction(reserved.transactionId!);
     assert.equal((tx as unknown as { updatedAt: string }).updatedAt, updatedAt, 'no FPS call touched the transaction');
     const snap: InstrumentSnapshot = await snapshotOf(handle);
     assert.equal(snap.charged, 2500);
     await saveHistory(handle, 'single-use-reserve');
 
-    const other = await startInstrument(worker.taskQueue, {
+    const other = await startInstrument(env.worker.taskQueue, {
       type: 'single-use',
       amount: 900,
       singleUseMode: 'reserve',
       settings: FAST,
     });
-    await authorize(sandbox, other.handle, other.input);
+    await authorize(env.sandbox, other.handle, other.input);
     await waitForState(other.handle, 'authorized');
     const r = await other.handle.executeUpdate(purchaseUpdate, {
       args: [{ purchaseId: 'o', amount: 900, currency: 'USD' }],
@@ -447,16 +432,16 @@ describe('instrument lifecycles (Temporal + worker + sandbox process)', function
     const voided = await other.handle.executeUpdate(voidUpdate, { args: [{ voidId: 'v' }], updateId: 'v' });
     assert.equal(voided.outcome, 'approved');
     assert.equal(voided.state, 'voided');
-    assert.equal((await sandbox.admin.transaction(r.transactionId!)).status, 'Cancelled');
+    assert.equal((await env.sandbox.admin.transaction(r.transactionId!)).status, 'Cancelled');
   });
 
   it('an aborted authorization closes the instrument', async () => {
-    const { handle, input } = await startInstrument(worker.taskQueue, {
+    const { handle, input } = await startInstrument(env.worker.taskQueue, {
       type: 'prepaid',
       fundingAmount: 1000,
       settings: FAST,
     });
-    const ret = await authorize(sandbox, handle, input, 'abort');
+    const ret = await authorize(env.sandbox, handle, input, 'abort');
     assert.equal(ret.outcome, 'aborted');
     const snap = await waitForState(handle, 'closed');
     assert.equal(snap.closeReason, 'authorization aborted by the buyer');
