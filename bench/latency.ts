@@ -258,6 +258,18 @@ export async function run(): Promise<BenchResult> {
         target('(c) API purchase p50', '<= 25 ms', `${d.c.p50} ms`, d.c.p50 <= 25),
         target('(c) API purchase p99', '<= 100 ms', `${d.c.p99} ms`, d.c.p99 <= 100),
         target('(c)/(a) at p50', '<= 3', ratio('c', 'p50'), ratio('c', 'p50') <= 3),
+        target(
+          '(b) p50 vs the Update + no-op local activity floor',
+          '<= 1.2 x',
+          `${d.b.p50} / ${d.t1.p50} ms = ${round(d.b.p50 / d.t1.p50, 2)} x`,
+          d.b.p50 <= 1.2 * d.t1.p50,
+        ),
+        target(
+          '(c) p50 vs (b) p50',
+          '<= 1.08 x',
+          `${d.c.p50} / ${d.b.p50} ms = ${round(d.c.p50 / d.b.p50, 2)} x`,
+          d.c.p50 <= 1.08 * d.b.p50,
+        ),
       ],
     };
   } finally {

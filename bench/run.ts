@@ -1,14 +1,21 @@
-// `npm run bench` runs the five benchmarks of issue 8 in one go on this machine; `npm run
+// `npm run bench` runs the five benchmarks in one go on this machine, then bench:record-cost and
+// bench:webhooks (what the record and merchant webhooks cost, as ratios against off); `npm run
 // bench:<name>` (or `npm run bench -- <name> ...`) runs some of them. Each prints its table and
 // writes bench/results/<name>.json (BENCH_RESULTS_DIR elsewhere); the run ends with all targets.
 //
 //   sandbox           Pay requests/s one sandbox process sustains
-//   latency           floor (signed Pay) vs purchase Update vs API purchase, p50/p95/p99
-//   throughput        purchases/s through the API, 1,000 funded instruments, 64 clients, 60 s (+ CPU profile)
-//   old-account       one postpaid account through 100,000 purchases: first vs last 1,000
-//   open-instruments  10,000 authorized idle instruments: worker and server RSS, time to start them
+//   latency           floor (signed Pay) vs purchase Update vs API purchase, p50/p95/p99, and the
+//                     Update + no-op local activity floor (b)/(c) are judged against
+//   throughput        purchases/s through the API, 1,000 funded instruments, 64 clients, 60 s (+ CPU
+//                     profile), against a throughput floor of no-op-local-activity Updates on 1,000
+//                     workflows; latency against load (chart bench/charts/throughput-latency-vs-load.svg)
+//   old-account       one postpaid account through 100,000 purchases: first vs last 1,000 (chart
+//                     bench/charts/old-account-latency.svg), retries and refunds of old purchases
+//   open-instruments  100,000 authorized idle instruments: worker and server RSS, time to start them,
+//                     a purchase on a random idle one
 //
 // BENCH_SMOKE=1 shrinks every size (no targets judged); see each file for its BENCH_* settings.
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
@@ -37,6 +44,8 @@ const BENCHMARKS: Record<string, { run(): Promise<BenchResult> }> = {
   'old-account': oldAccount,
   'open-instruments': openInstruments,
 };
+
+const COST_SCRIPTS = ['bench/record-cost.ts', 'bench/webhooks.ts'];
 
 async function main(argv: string[]): Promise<number> {
   const names = argv.filter((a) => !a.startsWith('-'));
@@ -69,6 +78,15 @@ async function main(argv: string[]): Promise<number> {
     }
   }
   await stopSharedStack();
+  // The whole run (no names, not a smoke run) also measures what the record and the merchant webhooks
+  // cost, with their own scripts (same-run ratios against off; they print their own tables).
+  if (!names.length && !SMOKE) {
+    for (const script of COST_SCRIPTS) {
+      log(`=== ${script} ===`);
+      const child = spawnSync(process.execPath, ['--import', 'tsx', script], { stdio: 'inherit' });
+      if (child.status !== 0) failures.push(script);
+    }
+  }
   const targets = results.flatMap((r) => r.targets.map((t) => ({ ...t, benchmark: r.benchmark })));
   if (targets.length) {
     console.log(`\nAll targets (${Math.round((performance.now() - started) / 1000)} s):`);

@@ -20,7 +20,11 @@ import {
   type Distribution,
 } from './lib/common';
 import { approve, createInstrument, waitUntilReady } from './lib/instruments';
-import { CpuMeter, cpuProfiles, memory } from './lib/processes';
+import { randomUUID } from 'node:crypto';
+import type { WorkflowHandle } from '@temporalio/client';
+import { writeChart } from './lib/chart';
+import { localActivityUpdate } from './lib/floor/workflows';
+import { CpuMeter, cpuProfiles, memory, startProcess, waitFor } from './lib/processes';
 import { analyzeProfile, monotonicMicros, type ThreadProfile } from './lib/profile';
 import { startStack, type Stack } from './lib/stack';
 
@@ -62,7 +66,7 @@ async function fundedInstruments(
 }
 
 /** `clients` loops, each POSTing purchases round-robin over the instruments, for `seconds`. */
-async function load(
+function load(
   stack: Stack,
   ids: string[],
   clients: number,
@@ -77,6 +81,28 @@ async function load(
     bench: process.pid,
   };
   if (stack.pids.temporal) pids.temporal = stack.pids.temporal;
+  return drive(pids, clients, seconds, measure, async (k) => {
+    const r = await stack.api.request(
+      'POST',
+      `/instruments/${ids[k % ids.length]}/purchases`,
+      '{"amount":"0.01","currency":"USD"}',
+      { 'idempotency-key': `${tag}-${k}` },
+    );
+    return String(r.status);
+  });
+}
+
+/**
+ * The load generator: `clients` loops, each sending operation k = 0, 1, 2, … (`send(k)` names the
+ * outcome) for `seconds`, with the latency of each and the CPU of the given processes per operation.
+ */
+async function drive(
+  pids: Record<string, number>,
+  clients: number,
+  seconds: number,
+  measure: boolean,
+  send: (k: number) => Promise<string>,
+): Promise<LoadResult> {
   const meter = new CpuMeter(pids);
   const latencies: number[] = [];
   const statuses: Record<string, number> = {};
@@ -90,17 +116,10 @@ async function load(
     Array.from({ length: clients }, async () => {
       while (performance.now() < deadline && next < maxPurchases) {
         const k = next++;
-        const instrumentId = ids[k % ids.length];
         const t0 = performance.now();
         let status: string;
         try {
-          const r = await stack.api.request(
-            'POST',
-            `/instruments/${instrumentId}/purchases`,
-            '{"amount":"0.01","currency":"USD"}',
-            { 'idempotency-key': `${tag}-${k}` },
-          );
-          status = String(r.status);
+          status = await send(k);
         } catch (err) {
           status = `error: ${(err as Error).message.slice(0, 80)}`;
         }
@@ -147,6 +166,12 @@ export async function run(): Promise<BenchResult> {
   const profileSeconds = setting('BENCH_PROFILE_SECONDS', 20, 0, { max: 120 });
   const createConcurrency = setting('BENCH_CREATE_CONCURRENCY', 32, 4, { min: 1, max: 256 });
 
+  const stepSeconds = setting('BENCH_THROUGHPUT_STEP_SECONDS', 8, 1, { min: 1, max: 60 });
+  const loadSteps = [1, 2, 4, 8, 16, 32].filter((c) => c < clients);
+  const purchaseSteps: LoadPoint[] = [];
+  const floorSteps: LoadPoint[] = [];
+  let floorRun: LoadResult;
+
   // ---- measured run ----
   const stack = await startStack({ label: name });
   let measured: LoadResult;
@@ -168,10 +193,32 @@ export async function run(): Promise<BenchResult> {
       sandboxMiB: memory(stack.pids.sandbox),
       temporalMiB: stack.pids.temporal ? memory(stack.pids.temporal) : null,
     };
+    for (const c of loadSteps) {
+      const step = await load(stack, funded.ids, c, stepSeconds, `step${c}`, true);
+      purchaseSteps.push({ clients: c, ...stepPoint(step) });
+      log(`${name}: purchases, ${c} clients: ${step.purchasesPerSecond}/s, p50 ${step.latencyMs.p50} ms`);
+    }
+    const floor = await floorLoad(stack, instruments, clients, seconds, warmupSeconds, stepSeconds, createConcurrency);
+    floorRun = floor.measured;
+    floorSteps.push(...floor.steps);
   } finally {
     await stack.stop();
   }
   printLoad(measured);
+  console.log(`\nThroughput floor (no-op-local-activity Updates across ${instruments} workflows, same clients):`);
+  printLoad(floorRun);
+  const chart = writeChart('throughput-latency-vs-load', {
+    title: `Latency against load (${instruments} instruments; clients ${[...loadSteps, clients].join(', ')})`,
+    xLabel: 'operations per second',
+    yLabel: 'latency ms',
+    series: [
+      { name: 'purchase p50', points: curve(purchaseSteps, measured, 'p50') },
+      { name: 'purchase p99', points: curve(purchaseSteps, measured, 'p99') },
+      { name: 'floor Update p50', points: curve(floorSteps, floorRun, 'p50'), dashed: true },
+      { name: 'floor Update p99', points: curve(floorSteps, floorRun, 'p99'), dashed: true },
+    ],
+  });
+  log(`${name}: chart ${path.relative(process.cwd(), chart)}`);
 
   // ---- profiled run ----
   let profiles: ProfileSummary[] | undefined;
@@ -241,6 +288,17 @@ export async function run(): Promise<BenchResult> {
         otherLoadPercent: profiledLoad.otherLoadPercent,
         windowMonotonicMicros: profiledLoad.window,
       },
+      floor: {
+        what: `Update + no-op local activity (bench/lib/floor/workflows.ts) on ${instruments} workflows, its own worker process, the same ${clients} clients`,
+        opsPerSecond: floorRun.purchasesPerSecond,
+        operations: floorRun.purchases,
+        statuses: floorRun.statuses,
+        latencyMs: floorRun.latencyMs,
+        cpuMsPerOperation: floorRun.cpuMsPerPurchase,
+        otherLoadPercent: floorRun.otherLoadPercent,
+        purchasesToFloor: round(measured.purchasesPerSecond / Math.max(1, floorRun.purchasesPerSecond), 3),
+      },
+      latencyAgainstLoad: { purchases: purchaseSteps, floor: floorSteps, chart: path.basename(chart) },
       costRanking: ranking,
       profiles,
     },
@@ -251,8 +309,87 @@ export async function run(): Promise<BenchResult> {
         `${measured.purchasesPerSecond}/s`,
         measured.purchasesPerSecond >= 300,
       ),
+      target(
+        'purchases/s against the throughput floor',
+        '>= 0.9 x floor',
+        `${measured.purchasesPerSecond}/s vs ${floorRun.purchasesPerSecond}/s = ${round(measured.purchasesPerSecond / Math.max(1, floorRun.purchasesPerSecond), 2)} x`,
+        measured.purchasesPerSecond >= 0.9 * floorRun.purchasesPerSecond,
+      ),
     ],
   };
+}
+
+interface LoadPoint {
+  clients: number;
+  perSecond: number;
+  p50: number;
+  p99: number;
+}
+
+const stepPoint = (r: LoadResult) => ({ perSecond: r.purchasesPerSecond, p50: r.latencyMs.p50, p99: r.latencyMs.p99 });
+
+/** The chart's points: the load steps, then the measured run at full concurrency. */
+const curve = (steps: LoadPoint[], full: LoadResult, q: 'p50' | 'p99'): Array<[number, number]> => [
+  ...steps.map((p): [number, number] => [p.perSecond, p[q]]),
+  [full.purchasesPerSecond, full.latencyMs[q]],
+];
+
+/**
+ * The throughput floor on the same stack: the same load generator driving Updates that run one no-op
+ * local activity (what a purchase is without the instrument's logic, the FPS call and the API) across
+ * as many workflows as there are instruments, served by a worker process of its own with the
+ * product's worker settings. Then the same load steps as the purchases.
+ */
+async function floorLoad(
+  stack: Stack,
+  workflows: number,
+  clients: number,
+  seconds: number,
+  warmupSeconds: number,
+  stepSeconds: number,
+  concurrency: number,
+): Promise<{ measured: LoadResult; steps: LoadPoint[] }> {
+  const taskQueue = `bench-floor-${randomUUID().slice(0, 8)}`;
+  const worker = startProcess({
+    name: 'floor-worker',
+    script: 'bench/lib/floor/worker.ts',
+    env: {
+      TEMPORAL_ADDRESS: stack.temporalAddress,
+      TEMPORAL_NAMESPACE: stack.namespace,
+      TEMPORAL_TASK_QUEUE: taskQueue,
+    },
+    logFile: path.join(resultsDir(), 'logs', `${name}-floor-worker.log`),
+  });
+  try {
+    await waitFor('floor worker', async () => worker.output().includes('floor worker started'), 120_000, worker);
+    log(`${name}: floor: starting ${workflows} floor workflows`);
+    const handles: WorkflowHandle[] = new Array(workflows);
+    await pool(workflows, concurrency, async (i) => {
+      handles[i] = await stack.client.workflow.start('floorWorkflow', {
+        taskQueue,
+        workflowId: `bench-floor-${taskQueue}-${i}`,
+      });
+    });
+    const pids: Record<string, number> = { 'floor-worker': worker.pid, bench: process.pid };
+    if (stack.pids.temporal) pids.temporal = stack.pids.temporal;
+    const send = (offset: number) => async (k: number) => {
+      const answer = await handles[(k + offset) % workflows].executeUpdate(localActivityUpdate, { args: [k] });
+      return answer === k ? 'ok' : `wrong answer ${answer}`;
+    };
+    // Each workflow takes at most 2,000 Updates per run (Temporal's limit; the floor never
+    // continues-as-new): the warm-up, the run and the steps stay far below that per workflow.
+    if (warmupSeconds > 0) await drive(pids, clients, warmupSeconds, false, send(0));
+    log(`${name}: floor: ${clients} clients for ${seconds} s`);
+    const measured = await drive(pids, clients, seconds, true, send(0));
+    const steps: LoadPoint[] = [];
+    for (const c of [1, 2, 4, 8, 16, 32].filter((n) => n < clients)) {
+      const step = await drive(pids, c, stepSeconds, true, send(c));
+      steps.push({ clients: c, ...stepPoint(step) });
+    }
+    return { measured, steps };
+  } finally {
+    await worker.stop();
+  }
 }
 
 function printLoad(r: LoadResult): void {
