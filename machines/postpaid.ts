@@ -49,19 +49,27 @@ const pendingSettlementOrWriteOff = (context: PostpaidContext) =>
   context.pending.some((op) => op.operation === 'settle' || op.operation === 'writeOff');
 
 /** Debt once the operation's success is applied. */
-function debtAfterSuccess(context: PostpaidContext, ref: string | undefined): number {
-  const op = findPending(context, ref);
-  if (!op) return context.debt;
-  switch (op.operation) {
+/**
+ * The debt after one successful operation: a purchase adds to it; a settlement, write-off or refund
+ * takes from it, never below zero (a refund of a purchase already settled is money back to the
+ * customer, not a credit). The record's statements fold their rows with this same rule.
+ */
+export function debtAfter(debt: number, operation: string, amount: number): number {
+  switch (operation) {
     case 'purchase':
-      return context.debt + op.amount;
+      return debt + amount;
     case 'settle':
     case 'writeOff':
     case 'refund':
-      return Math.max(0, context.debt - op.amount);
+      return Math.max(0, debt - amount);
     default:
-      return context.debt;
+      return debt;
   }
+}
+
+function debtAfterSuccess(context: PostpaidContext, ref: string | undefined): number {
+  const op = findPending(context, ref);
+  return op ? debtAfter(context.debt, op.operation, op.amount) : context.debt;
 }
 
 export const postpaidMachine = setup({

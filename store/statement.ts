@@ -2,21 +2,41 @@
 // in [from, to), the closing figure. Only successful operations move money; the rest are listed.
 import type { OperationRow } from './schema';
 import type { LedgerStore } from './ledger';
+import { debtAfter } from '../machines/postpaid';
 
-/** How one successful operation moves a prepaid balance (+) or a postpaid debt (+), in minor units. */
+/**
+ * How one successful operation moves a prepaid balance (+) or a postpaid debt (+), in minor units,
+ * unclamped: for sums over many instruments at once (observability/business-gauges.ts), where the
+ * per-instrument order that figureAfter needs is not at hand.
+ */
 export function effectOf(instrumentType: string, row: Pick<OperationRow, 'operation' | 'amount' | 'status'>): number {
   if (row.status !== 'Success') return 0;
-  if (instrumentType === 'prepaid') {
-    if (row.operation === 'fund' || row.operation === 'refund') return row.amount;
-    if (row.operation === 'purchase') return -row.amount;
-    return 0;
-  }
+  if (instrumentType === 'prepaid') return figureAfter(instrumentType, 0, row);
   if (instrumentType === 'postpaid') {
     if (row.operation === 'purchase') return row.amount;
     if (row.operation === 'refund' || row.operation === 'settle' || row.operation === 'writeOff') return -row.amount;
-    return 0;
   }
   return 0;
+}
+
+/**
+ * A balance (prepaid) or debt (postpaid) after one row, in minor units; only successful operations
+ * move money. Postpaid follows the machine's own rule (machines/postpaid.ts debtAfter: the debt
+ * never goes below zero), so a statement's closing debt is the workflow's.
+ */
+export function figureAfter(
+  instrumentType: string,
+  figure: number,
+  row: Pick<OperationRow, 'operation' | 'amount' | 'status'>,
+): number {
+  if (row.status !== 'Success') return figure;
+  if (instrumentType === 'prepaid') {
+    if (row.operation === 'fund' || row.operation === 'refund') return figure + row.amount;
+    if (row.operation === 'purchase') return figure - row.amount;
+    return figure;
+  }
+  if (instrumentType === 'postpaid') return debtAfter(figure, row.operation, row.amount);
+  return figure;
 }
 
 export interface StatementLine {
@@ -44,11 +64,11 @@ export async function instrumentStatement(
 ): Promise<Statement> {
   const before = from === undefined ? [] : await store.operationsBetween({ instrumentId }, undefined, from);
   const rows = await store.operationsBetween({ instrumentId }, from, to);
-  const opening = before.reduce((sum, row) => sum + effectOf(instrumentType, row), 0);
+  const opening = before.reduce((figure, row) => figureAfter(instrumentType, figure, row), 0);
   let running = opening;
   const totals: Record<string, number> = {};
   const lines = rows.map((row) => {
-    running += effectOf(instrumentType, row);
+    running = figureAfter(instrumentType, running, row);
     if (row.status === 'Success') totals[row.operation] = (totals[row.operation] ?? 0) + row.amount;
     return { row, running };
   });

@@ -633,6 +633,26 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
           ['p2', 'r1'],
         );
       });
+      it('postpaid: a refund of a purchase already settled leaves the debt at 0, as the workflow does', async () => {
+        const id = 'inst-statement-refund-after-settle';
+        const postpaid = { instrument_type: 'postpaid', status: 'Success' };
+        await history([
+          operationRow(id, 'purchase', 'p1', { ...postpaid, amount: 700 }), // day 0: 700
+          operationRow(id, 'settle', 's1', { ...postpaid, amount: 700 }), // day 1: 0
+          operationRow(id, 'refund', 'r1', { ...postpaid, amount: 705, parent_operation_id: 'p1' }), // day 2: 0, not -705
+          operationRow(id, 'purchase', 'p2', { ...postpaid, amount: 300 }), // day 3: 300
+        ]);
+        const all = await instrumentStatement(store, id, 'postpaid');
+        assert.deepEqual(
+          all.lines.map((l) => l.running),
+          [700, 0, 0, 300],
+        );
+        assert.equal(all.closing, 300);
+        assert.deepEqual(all.totals, { purchase: 1_000, settle: 700, refund: 705 }, 'totals still show every refund');
+        const later = await instrumentStatement(store, id, 'postpaid', day(3));
+        assert.equal(later.opening, 0, 'the opening debt follows the same rule');
+        assert.equal(later.closing, 300);
+      });
     });
 
     it('recordCallback never stores the signature fields', async () => {
