@@ -62,13 +62,6 @@ const DEFAULT_TIMEOUT_MS = 10_000;
 const HTTP_AGENT = new http.Agent({ keepAlive: true, scheduling: 'lifo' });
 const HTTPS_AGENT = new https.Agent({ keepAlive: true, scheduling: 'lifo' });
 
-/** A request failed on a reused idle connection before any answer: safe to send again once. */
-class StaleConnection extends Error {
-  constructor(override readonly cause: Error) {
-    super(cause.message);
-  }
-}
-
 export class FpsClient implements PaymentGateway {
   readonly endpoint: string;
   readonly accessKeyId: string;
@@ -155,24 +148,11 @@ export class FpsClient implements PaymentGateway {
 
   /**
    * One HTTP exchange on the process's keep-alive agent (node:http: about half the client CPU of
-   * fetch per call, bench/RESULTS.md). A request that fails on a *reused* idle connection the server
-   * had just closed is sent once more on a fresh one: nothing reached the server, and every FPS
-   * request is idempotent by its CallerReference anyway.
+   * fetch per call, bench/RESULTS.md). A failure is never re-sent here, not even on a reused
+   * connection: the server may have executed the request (the sandbox's "drop" fault does exactly
+   * that), and the caller's retry with the same CallerReference is the one place that decides.
    */
-  async #send(
-    target: string,
-    body: string | undefined,
-    signal: AbortSignal,
-  ): Promise<{ status: number; text: string }> {
-    try {
-      return await this.#exchange(target, body, signal);
-    } catch (e) {
-      if (!(e instanceof StaleConnection) || signal.aborted) throw e instanceof StaleConnection ? e.cause : e;
-      return this.#exchange(target, body, signal);
-    }
-  }
-
-  #exchange(target: string, body: string | undefined, signal: AbortSignal): Promise<{ status: number; text: string }> {
+  #send(target: string, body: string | undefined, signal: AbortSignal): Promise<{ status: number; text: string }> {
     const secure = this.#url.protocol === 'https:';
     const headers: http.OutgoingHttpHeaders = { accept: 'text/xml' };
     if (body !== undefined) {
@@ -198,11 +178,7 @@ export class FpsClient implements PaymentGateway {
         });
         res.on('error', reject);
       });
-      req.on('error', (e: NodeJS.ErrnoException) => {
-        // Node's own advice for keep-alive: a reset on a reused socket before any answer means the
-        // server closed it while idle.
-        reject(req.reusedSocket && e.code === 'ECONNRESET' ? new StaleConnection(e) : e);
-      });
+      req.on('error', reject);
       req.end(body);
     });
   }

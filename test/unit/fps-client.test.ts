@@ -188,15 +188,15 @@ describe('fps/client: FpsClient transport', () => {
         await fresh.close();
       }
     });
-    it('a reused idle connection the server closed is replaced, and the call answers', async () => {
-      // Each connection serves one request, then drops the socket as the next one arrives on it:
-      // what a server closing an idle keep-alive connection looks like to the client.
+    it('a reused connection dropped after the request is a retryable NetworkError, never re-sent by the client', async () => {
+      // Each connection serves one request, then drops the socket when the next one arrives on it:
+      // the server may have executed that request, so only the caller's retry may send it again.
       const answer = buildResponseXml('Pay', SAMPLE_RESULTS.Pay, 'r');
-      let connections = 0;
+      let requests = 0;
       const server = await rawServer((socket) => {
-        connections++;
         let served = 0;
         socket.on('data', () => {
+          requests++;
           if (served++ > 0) return socket.destroy();
           socket.write(
             `HTTP/1.1 200 OK\r\ncontent-type: text/xml\r\ncontent-length: ${Buffer.byteLength(answer)}\r\n\r\n${answer}`,
@@ -205,9 +205,11 @@ describe('fps/client: FpsClient transport', () => {
       });
       try {
         const c = client(server.endpoint);
-        for (let i = 0; i < 3; i++)
-          assert.equal((await c.call('Pay', pay)).transactionId, SAMPLE_RESULTS.Pay.transactionId);
-        assert.equal(connections, 3, 'each call after the first met a dropped connection and opened a new one');
+        assert.equal((await c.call('Pay', pay)).transactionId, SAMPLE_RESULTS.Pay.transactionId);
+        const error = await rejection(c.call('Pay', pay));
+        assert.equal(error.code, 'NetworkError');
+        assert.equal(error.retryable, true);
+        assert.equal(requests, 2, 'the dropped request was sent once');
       } finally {
         await server.close();
       }
