@@ -198,7 +198,16 @@ export async function run(): Promise<BenchResult> {
       purchaseSteps.push({ clients: c, ...stepPoint(step) });
       log(`${name}: purchases, ${c} clients: ${step.purchasesPerSecond}/s, p50 ${step.latencyMs.p50} ms`);
     }
-    const floor = await floorLoad(stack, instruments, clients, seconds, warmupSeconds, stepSeconds, createConcurrency);
+    const floor = await floorLoad(
+      stack,
+      instruments,
+      clients,
+      seconds,
+      warmupSeconds,
+      loadSteps,
+      stepSeconds,
+      createConcurrency,
+    );
     floorRun = floor.measured;
     floorSteps.push(...floor.steps);
   } finally {
@@ -346,6 +355,7 @@ async function floorLoad(
   clients: number,
   seconds: number,
   warmupSeconds: number,
+  loadSteps: number[],
   stepSeconds: number,
   concurrency: number,
 ): Promise<{ measured: LoadResult; steps: LoadPoint[] }> {
@@ -382,7 +392,7 @@ async function floorLoad(
     log(`${name}: floor: ${clients} clients for ${seconds} s`);
     const measured = await drive(pids, clients, seconds, true, send(0));
     const steps: LoadPoint[] = [];
-    for (const c of [1, 2, 4, 8, 16, 32].filter((n) => n < clients)) {
+    for (const c of loadSteps) {
       const step = await drive(pids, c, stepSeconds, true, send(c));
       steps.push({ clients: c, ...stepPoint(step) });
     }
