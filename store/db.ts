@@ -58,7 +58,7 @@ export async function openLedgerDb(url: string, options: LedgerDbOptions = {}): 
     sqlite.pragma('synchronous = NORMAL');
     // The API and the worker write the same file: wait for the other's transaction instead of failing.
     sqlite.pragma('busy_timeout = 5000');
-    db = new Kysely<LedgerDatabase>({ dialect: new SqliteDialect({ database: sqlite }) });
+    db = new Kysely<LedgerDatabase>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   } else {
     const pool = new pg.Pool({ connectionString: target, max: 10 });
     pool.on('error', (err) => options.onConnectionLost?.(err));
@@ -80,6 +80,36 @@ export async function openLedgerDb(url: string, options: LedgerDbOptions = {}): 
     describe: dialect === 'sqlite' ? `sqlite:${target}` : redact(target),
     close: () => db.destroy(),
   };
+}
+
+/** Prepared statements kept per SQL text (the store's queries are a few dozen shapes). */
+const STATEMENT_CACHE_SIZE = 256;
+
+/**
+ * The database with `prepare` answered from a cache: Kysely's SQLite driver prepares every query it
+ * runs, and preparing (parsing and planning the SQL) is most of what a small statement costs. Kysely
+ * runs one query at a time on its single connection, and it finishes each statement (`all`, `run`,
+ * or an `iterate` read to the end or closed) before the next, so one statement object per SQL text
+ * is never in use twice at once. A migration that changes the schema makes SQLite re-prepare a
+ * cached statement by itself.
+ */
+export function withStatementCache(sqlite: Database.Database): Database.Database {
+  const cache = new Map<string, Database.Statement>();
+  const prepare = sqlite.prepare.bind(sqlite);
+  return new Proxy(sqlite, {
+    get(target, prop, receiver) {
+      if (prop !== 'prepare') return Reflect.get(target, prop, receiver) as unknown;
+      return (source: string) => {
+        let stmt = cache.get(source);
+        if (stmt) return stmt;
+        stmt = prepare(source);
+        // Bounded: the oldest text goes first (an IN list of n ids is a new text for each n).
+        if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+        cache.set(source, stmt);
+        return stmt;
+      };
+    },
+  });
 }
 
 /**

@@ -178,7 +178,7 @@ export class LedgerStore {
         .insertInto('operations')
         .values({ ...row, refunded_amount: row.refunded_amount ?? 0, created_at: at, updated_at: at })
         .onConflict((oc) => oc.doNothing()) // any unique key: concurrent inserts of one operation wait, then find it
-        .returning('caller_reference')
+        .returningAll()
         .executeTakeFirst();
       const before = inserted ? undefined : await this.lockedOperation(trx, row.caller_reference);
       if (before && isFinalRecordedStatus(before.status)) return before;
@@ -206,6 +206,8 @@ export class LedgerStore {
           .execute();
       }
       if (before?.status !== row.status) for (const event of events) await appendEvent(trx, event, at);
+      // A new row is as inserted (what follows changes other rows only): no second read of it.
+      if (inserted) return inserted;
       return (await trx
         .selectFrom('operations')
         .selectAll()
