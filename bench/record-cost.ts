@@ -4,9 +4,10 @@
 //             always open LEDGER_DATABASE_URL, so "no record" exists only as these two entry points
 //             over the same createActivities()/createApi() without a store);
 //   sqlite    the product's worker/main.ts and api/main.ts on a SQLite file (the default of npm start);
+//   sqlite-uncached  the same with LEDGER_SQLITE_STATEMENT_CACHE=0 (Kysely prepares every query again);
 //   postgres  the same on a throwaway PostgreSQL 15 cluster (scripts/lib/postgres.ts).
 // Metrics and tracing are off in all three (their cost is bench:observability's). Sequential calls,
-// interleaved in rounds (none, sqlite, postgres; none, sqlite, postgres; ...) so the machine's
+// interleaved in rounds (none, sqlite, sqlite-uncached, postgres; again ...) so the machine's
 // drift hits all three alike; CPU per call of every process is read from /proc around each block.
 // Paths, each on its own postpaid instrument per stack (1-cent purchases):
 //   b       the purchase Update with the Temporal client, a young instrument (window not full);
@@ -55,7 +56,7 @@ import { startStack, type Stack } from './lib/stack';
 
 const name = 'record-cost';
 
-const VARIANTS = ['none', 'sqlite', 'postgres'] as const;
+const VARIANTS = ['none', 'sqlite', 'sqlite-uncached', 'postgres'] as const;
 type Variant = (typeof VARIANTS)[number];
 const PATHS = ['b', 'c', 'c-old', 'retry'] as const;
 type PathName = (typeof PATHS)[number];
@@ -158,9 +159,12 @@ async function run(): Promise<BenchResult> {
     const ledgerUrls: Record<Variant, string | undefined> = {
       none: undefined,
       sqlite: `sqlite:${path.join(tmp, 'ledger.sqlite')}`,
+      'sqlite-uncached': `sqlite:${path.join(tmp, 'ledger-uncached.sqlite')}`,
       postgres: await pg.createDatabase('ledger_bench'),
     };
     const off = { METRICS_ENABLED: 'false' };
+    // The SQLite statement cache's own cost or gain (store/db.ts): the same stack preparing every query.
+    const uncached = { ...off, LEDGER_SQLITE_STATEMENT_CACHE: '0' };
     for (const variant of VARIANTS) {
       const stack = await startStack({
         label: `${name}-${variant}`,
@@ -168,8 +172,8 @@ async function run(): Promise<BenchResult> {
         ledgerUrl: ledgerUrls[variant] ?? `sqlite:${path.join(tmp, 'unused.sqlite')}`,
         workerScript: variant === 'none' ? 'bench/lib/no-record/worker.ts' : undefined,
         apiScript: variant === 'none' ? 'bench/lib/no-record/api.ts' : undefined,
-        workerEnv: off,
-        apiEnv: off,
+        workerEnv: variant === 'sqlite-uncached' ? uncached : off,
+        apiEnv: variant === 'sqlite-uncached' ? uncached : off,
       });
       under.push({ variant, stack, young: { b: '', c: '' }, old: '', oldPurchases: [] });
     }

@@ -130,6 +130,8 @@ export function loadConfig() {
       url: secret('LEDGER_DATABASE_URL', `sqlite:${path.join(root, '.data', 'ledger.sqlite')}`),
       /** Delete records older than this many days at start; 0 keeps them forever. */
       retentionDays: int('LEDGER_RETENTION_DAYS', 0),
+      /** SQLite: prepared statements kept per SQL text (0: prepare every query again). */
+      sqliteStatementCache: int('LEDGER_SQLITE_STATEMENT_CACHE', 256),
     },
     /** Merchant webhooks (webhooks/deliverer.ts runs in the API process). */
     webhooks: {

@@ -45,6 +45,8 @@ export interface LedgerDbOptions {
    * the next query connects again; without a listener pg would throw it as an uncaught error.
    */
   onConnectionLost?: (err: Error) => void;
+  /** SQLite: prepared statements kept per SQL text (default 256; 0 prepares every query again). */
+  statementCacheSize?: number;
 }
 
 /** Opens (and migrates) the ledger at `url`. */
@@ -58,7 +60,9 @@ export async function openLedgerDb(url: string, options: LedgerDbOptions = {}): 
     sqlite.pragma('synchronous = NORMAL');
     // The API and the worker write the same file: wait for the other's transaction instead of failing.
     sqlite.pragma('busy_timeout = 5000');
-    db = new Kysely<LedgerDatabase>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+    const size = options.statementCacheSize ?? STATEMENT_CACHE_SIZE;
+    const database = size > 0 ? withStatementCache(sqlite, size) : sqlite;
+    db = new Kysely<LedgerDatabase>({ dialect: new SqliteDialect({ database }) });
   } else {
     const pool = new pg.Pool({ connectionString: target, max: 10 });
     pool.on('error', (err) => options.onConnectionLost?.(err));
@@ -82,7 +86,7 @@ export async function openLedgerDb(url: string, options: LedgerDbOptions = {}): 
   };
 }
 
-/** Prepared statements kept per SQL text (the store's queries are a few dozen shapes). */
+/** Prepared statements kept per SQL text by default (the store's queries are a few dozen shapes). */
 const STATEMENT_CACHE_SIZE = 256;
 
 /**
@@ -93,7 +97,7 @@ const STATEMENT_CACHE_SIZE = 256;
  * is never in use twice at once. A migration that changes the schema makes SQLite re-prepare a
  * cached statement by itself.
  */
-export function withStatementCache(sqlite: Database.Database): Database.Database {
+export function withStatementCache(sqlite: Database.Database, size = STATEMENT_CACHE_SIZE): Database.Database {
   const cache = new Map<string, Database.Statement>();
   const prepare = sqlite.prepare.bind(sqlite);
   return new Proxy(sqlite, {
@@ -104,7 +108,7 @@ export function withStatementCache(sqlite: Database.Database): Database.Database
         if (stmt) return stmt;
         stmt = prepare(source);
         // Bounded: the oldest text goes first (an IN list of n ids is a new text for each n).
-        if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+        if (cache.size >= size) cache.delete(cache.keys().next().value!);
         cache.set(source, stmt);
         return stmt;
       };

@@ -13,7 +13,9 @@ export async function openLedger(
   url: string = config().ledger.url,
   options: LedgerDbOptions = {},
 ): Promise<LedgerStore> {
-  const store = new LedgerStore(await openLedgerDb(url, options));
+  const store = new LedgerStore(
+    await openLedgerDb(url, { statementCacheSize: config().ledger.sqliteStatementCache, ...options }),
+  );
   const days = config().ledger.retentionDays;
   if (days > 0) {
     await store.prune(days);
