@@ -9,18 +9,18 @@ export class Mutex {
     return this.#holders > 0;
   }
 
-  /** Runs `fn` after every earlier caller's `fn` has finished (successfully or not). */
-  async run<T>(fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` after every earlier caller's `fn` has finished (successfully or not). Plain promise
+   * chaining rather than async/await: every promise created in workflow context costs the SDK a
+   * captured stack trace, and this is on every money operation's path.
+   */
+  run<T>(fn: () => Promise<T>): Promise<T> {
     this.#holders++;
-    const previous = this.#tail;
-    let release!: () => void;
-    this.#tail = new Promise<void>((resolve) => (release = resolve));
-    try {
-      await previous;
-      return await fn();
-    } finally {
+    const result = this.#tail.then(fn);
+    const release = () => {
       this.#holders--;
-      release();
-    }
+    };
+    this.#tail = result.then(release, release);
+    return result;
   }
 }

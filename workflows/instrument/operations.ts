@@ -41,25 +41,26 @@ export class Operations extends FpsCalls {
     const running = this.inFlight.get(ref);
     if (running) return running.result;
     const result = this.lock.run(async () => {
-      // Events of earlier transitions are written first, so an instrument's sequence follows its
-      // story (activated before the first purchase.approved). Nothing to wait for on most operations.
-      await this.eventsWritten();
-      const answered = this.processed.get(ref);
-      if (answered) return this.resultOf(answered);
-      // This operation is in flight itself now: only the window and open operations count.
-      if (this.forgottenMayHold(ref)) {
-        const recorded = await this.recordedResult(ref, amount);
-        if (recorded) return recorded;
-      }
       try {
+        // Events of earlier transitions are written first, so an instrument's sequence follows its
+        // story (activated before the first purchase.approved). Nothing to wait for on most
+        // operations (and no promise made then: each costs the SDK a stack capture).
+        if (this.emitting > 0) await this.eventsWritten();
+        const answered = this.processed.get(ref);
+        if (answered) return this.resultOf(answered);
+        // This operation is in flight itself now: only the window and open operations count.
+        if (this.forgottenMayHold(ref)) {
+          const recorded = await this.recordedResult(ref, amount);
+          if (recorded) return recorded;
+        }
         return await body();
       } finally {
         this.rerunning.delete(ref);
+        // Set below before this runs: the lock starts its callback a microtask later at the earliest.
+        this.inFlight.delete(ref);
       }
     });
     this.inFlight.set(ref, { amount, result });
-    const forget = () => this.inFlight.delete(ref);
-    result.then(forget, forget);
     return result;
   }
 
