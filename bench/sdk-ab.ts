@@ -13,7 +13,8 @@
 //   seq   BENCH_SDK_SEQ (40) sequential purchase Updates (b) with the Temporal client, 1 cent each;
 //   load  BENCH_SDK_LOAD_SECONDS (12) s of purchase Updates from BENCH_SDK_CLIENTS (24) clients, each
 //         on its own instrument, with the worker's (and the server's) CPU from /proc around it.
-// Then the proof that each patch acts: the thread's own counters (timeouts dropped, hook skipped),
+// Then the proof that each patch acts: the thread's own counters (timeouts dropped, hook skipped,
+// promises the hook saw per purchase),
 // the `__stack_trace` query (refused when no hook), and the worker's thread count sampled every
 // millisecond under load (a watchdog thread exists only during a timed call).
 //   BENCH_SDK_ROUNDS (5); BENCH_SDK_WARMUP (30 Updates per stack); BENCH_SDK_VERIFY_SECONDS (3).
@@ -54,6 +55,7 @@ interface ThreadCounts {
   timeoutsDropped: number;
   untimedCalls: number;
   promiseHookSkipped: number;
+  promisesCaptured: number;
 }
 
 interface Under {
@@ -259,6 +261,7 @@ async function run(): Promise<BenchResult> {
           timeoutsDroppedPerPurchase: round((c1.timeoutsDropped - (c0.counts?.timeoutsDropped ?? 0)) / purchases, 2),
           untimedCallsPerPurchase: round((c1.untimedCalls - (c0.counts?.untimedCalls ?? 0)) / purchases, 2),
           promiseHookSkipped: c1.promiseHookSkipped,
+          promisesCapturedPerPurchase: round((c1.promisesCaptured - (c0.counts?.promisesCaptured ?? 0)) / purchases, 2),
           threadId: c1.threadId,
         },
         stackTraceQuery,
@@ -339,6 +342,7 @@ async function run(): Promise<BenchResult> {
           'timed calls/purchase',
           'timeouts dropped/purchase',
           'hook skipped',
+          'promises captured/purchase',
           '__stack_trace',
           'threads min…max, % above min',
         ],
@@ -348,6 +352,7 @@ async function run(): Promise<BenchResult> {
               timedCallsPerPurchase: number;
               timeoutsDroppedPerPurchase: number;
               promiseHookSkipped: number;
+              promisesCapturedPerPurchase: number;
             };
             stackTraceQuery: string;
             workerThreads: { min: number; max: number; samplesAboveMinPercent: number };
@@ -357,6 +362,7 @@ async function run(): Promise<BenchResult> {
             v.threadCounts?.timedCallsPerPurchase ?? '(unpatched)',
             v.threadCounts?.timeoutsDroppedPerPurchase ?? '(unpatched)',
             v.threadCounts?.promiseHookSkipped ?? '(unpatched)',
+            v.threadCounts?.promisesCapturedPerPurchase ?? '(unpatched)',
             v.stackTraceQuery.slice(0, 40),
             `${v.workerThreads.min}…${v.workerThreads.max}, ${v.workerThreads.samplesAboveMinPercent} %`,
           ];

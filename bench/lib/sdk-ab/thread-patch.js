@@ -21,6 +21,8 @@ function install(sdkThreadFile) {
     untimedCalls: 0,
     // the SDK's promise-hook installation, replaced by a no-op (0 or 1)
     promiseHookSkipped: 0,
+    // promises the SDK's hook saw created in workflow context (each one a captured stack trace)
+    promisesCaptured: 0,
   };
   const dropTimeout = variant === 'watchdog-off' || variant === 'both-off';
   const skipStacks = variant === 'stacks-off' || variant === 'both-off';
@@ -47,6 +49,20 @@ function install(sdkThreadFile) {
       counts.promiseHookSkipped++;
     };
   }
+
+  // Counts the promises the SDK's own hook sees (the hook, when installed, runs as before).
+  const { promiseHooks } = require('node:v8');
+  const createHook = promiseHooks.createHook;
+  promiseHooks.createHook = function countingCreateHook(hooks) {
+    const init = hooks.init;
+    return createHook.call(this, {
+      ...hooks,
+      init(promise, parent) {
+        counts.promisesCaptured++;
+        if (init) init(promise, parent);
+      },
+    });
+  };
 
   const file = process.env.SDK_AB_COUNTS;
   if (file) {
