@@ -50,16 +50,18 @@ function install(sdkThreadFile) {
     };
   }
 
-  // Counts the promises the SDK's own hook sees (the hook, when installed, runs as before).
+  // Counts the promises whose stack the SDK's hook captures: those it tags with their workflow's
+  // runId (promises created in workflow context; the hook, when installed, runs as before).
   const { promiseHooks } = require('node:v8');
   const createHook = promiseHooks.createHook;
   promiseHooks.createHook = function countingCreateHook(hooks) {
     const init = hooks.init;
+    if (!init) return createHook.call(this, hooks);
     return createHook.call(this, {
       ...hooks,
       init(promise, parent) {
-        counts.promisesCaptured++;
-        if (init) init(promise, parent);
+        init(promise, parent);
+        if (promise.runId !== undefined) counts.promisesCaptured++;
       },
     });
   };
