@@ -206,7 +206,7 @@ export async function run(): Promise<BenchResult> {
         active,
         startSeconds: round(startSeconds, 1),
         startedPerSecond: Math.round(created / startSeconds),
-        // Time the creating clients spent waiting for the server to activate earlier instruments (summed over clients).
+        // Mean time a creating client spent waiting for the server to activate earlier instruments.
         backlogWaitSeconds: round(backlogWaitMs / 1000 / concurrency, 1),
         allActiveSeconds: round(activeSeconds, 1),
         cpuMsPerInstrument: Object.fromEntries(

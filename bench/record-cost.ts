@@ -166,14 +166,15 @@ async function run(): Promise<BenchResult> {
     // The SQLite statement cache's own cost or gain (store/db.ts): the same stack preparing every query.
     const uncached = { ...off, LEDGER_SQLITE_STATEMENT_CACHE: '0' };
     for (const variant of VARIANTS) {
+      const env = variant === 'sqlite-uncached' ? uncached : off;
       const stack = await startStack({
         label: `${name}-${variant}`,
         temporalAddress: server.address,
         ledgerUrl: ledgerUrls[variant] ?? `sqlite:${path.join(tmp, 'unused.sqlite')}`,
         workerScript: variant === 'none' ? 'bench/lib/no-record/worker.ts' : undefined,
         apiScript: variant === 'none' ? 'bench/lib/no-record/api.ts' : undefined,
-        workerEnv: variant === 'sqlite-uncached' ? uncached : off,
-        apiEnv: variant === 'sqlite-uncached' ? uncached : off,
+        workerEnv: env,
+        apiEnv: env,
       });
       under.push({ variant, stack, young: { b: '', c: '' }, old: '', oldPurchases: [] });
     }
