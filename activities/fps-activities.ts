@@ -17,7 +17,7 @@ import { isFpsError } from '../fps/errors';
 import { formatDecimal, type Money } from '../fps/money';
 
 import { fpsFailureType, type FpsFailureDetails } from './failures';
-import type { RecordContext } from './record-contract';
+import type { RecordContext, RecordedOperation } from './record-contract';
 
 export * from './failures';
 
@@ -87,6 +87,12 @@ export interface MoneyResult {
   transactionId: string;
   transactionStatus: TransactionStatus;
   requestId?: string;
+  /**
+   * The record's row, when the call was asked to look first and found one to answer from
+   * (`RecordContext.answerFromRecord`): nothing was sent, and the fields above repeat the row's
+   * (a Declined row as Failure).
+   */
+  recorded?: RecordedOperation;
 }
 export interface StatusResult extends MoneyResult {
   callerReference: string;

@@ -1,7 +1,8 @@
 // The record's side of activities/record-contract.ts: money activities wrapped so each attempt
 // upserts its FPS answer (or refusal) with its event in one transaction, keyed by CallerReference;
 // plus the record's own activities. Whether an operation is a replay is the workflow's decision
-// (it looks the record up first); here a retried attempt only re-sends and re-upserts the same row.
+// (it looks the record up first, or asks the call to: `answerFromRecord`); here a retried attempt
+// only re-sends and re-upserts the same row.
 // Without a `record` context on the input (older callers) an activity runs unrecorded.
 import { ApplicationFailure } from '@temporalio/activity';
 import type { TransactionStatus } from '../fps/actions';
@@ -75,6 +76,14 @@ export function withRecord(activities: FpsActivities, store: LedgerStore): FpsAc
     (wrapped as Record<MoneyActivity, unknown>)[name] = async (input: Recorded): Promise<MoneyResult> => {
       const ctx = input.record;
       if (!ctx) return inner(input);
+      if (ctx.answerFromRecord) {
+        const found = await store.operation(ctx.instrumentId, ctx.operation, ctx.operationId);
+        if (found && (found.counted_at !== null || found.amount !== ctx.amount)) {
+          const recorded = toRecordedOperation(found);
+          const status = recorded.status === 'Declined' ? 'Failure' : recorded.status;
+          return { transactionId: recorded.transactionId ?? '', transactionStatus: status, recorded };
+        }
+      }
       let result: MoneyResult;
       try {
         result = await inner(input);

@@ -2,8 +2,10 @@
 // outbox. The workflow stays the source of truth for state and decisions; these types say what it
 // passes to the activities so they can keep the durable record, and what the record tells it back.
 // The workflow decides: an operation it no longer remembers (beyond its in-run window of ids) is
-// looked up with `findRecordedOperation` before anything is sent, and a recorded one is answered
-// from the record. The money activities only record; they never decide that a call is a replay.
+// looked up in the record before anything is sent, and a recorded one is answered from the record.
+// The lookup is `findRecordedOperation`, or for a postpaid purchase the pay call itself when the
+// workflow asks it to (`answerFromRecord`): then the activity reads the row first and returns it
+// instead of calling FPS. Otherwise the money activities only record.
 import type { TransactionStatus } from '../fps/actions';
 
 /** Every money operation the record keeps, named as the API names them. */
@@ -29,6 +31,13 @@ export interface RecordContext {
   description?: string;
   /** The row's key: the CallerReference sent, or for Settle/Cancel (which send none) the workflow's own. */
   callerReference: string;
+  /**
+   * The workflow no longer remembers every id (its window is full) and asks the call to look first:
+   * a row of this operation that is counted, or that has another amount, is returned as the
+   * activity's `recorded` answer and nothing is sent to FPS. A row not yet counted with the same
+   * amount is run again (the same CallerReference: FPS answers the same transaction).
+   */
+  answerFromRecord?: boolean;
 }
 
 /** One operation as the record holds it. */

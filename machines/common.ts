@@ -52,7 +52,13 @@ export type InstrumentEvent =
   /** FPS outcomes of a pending operation. Unknown refs are ignored: a terminal outcome is never overwritten. */
   | { type: 'TRANSACTION_SUCCEEDED'; ref: string }
   | { type: 'TRANSACTION_PENDING'; ref: string }
-  | { type: 'TRANSACTION_FAILED'; ref: string; reason?: string };
+  | { type: 'TRANSACTION_FAILED'; ref: string; reason?: string }
+  /**
+   * Postpaid: the purchase `ref` was applied, then its pay call found it already counted in the
+   * record (a retry of a purchase older than the workflow's window of ids): it never happened in
+   * this run, so it is taken back as if it had not been applied. Nothing was sent to FPS.
+   */
+  | { type: 'PURCHASE_WITHDRAWN'; ref: string };
 
 export type InstrumentEventType = InstrumentEvent['type'];
 

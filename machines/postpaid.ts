@@ -1,6 +1,7 @@
 // Postpaid (credit) instrument: purchases accrue debt up to the credit limit (and the token's
 // global amount limit); SettleDebt collects it; failed settlements are retried until the account
-// is delinquent; uncollectable debt is written off and the account closed.
+// is delinquent; uncollectable debt is written off and the account closed. A purchase found already
+// counted in the record (a retry older than the workflow's window) is withdrawn as if never applied.
 import { assign, setup } from 'xstate';
 import {
   eventRef,
@@ -13,6 +14,7 @@ import {
   withPending,
   type BaseContext,
   type InstrumentEvent,
+  type PendingOperation,
   closeReasonFor,
 } from './common';
 
@@ -72,6 +74,15 @@ function debtAfterSuccess(context: PostpaidContext, ref: string | undefined): nu
   return op ? debtAfter(context.debt, op.operation, op.amount) : context.debt;
 }
 
+/** The context without an open purchase: nothing charged, nothing held (it failed, or was withdrawn). */
+function withoutPurchase(context: PostpaidContext, op: PendingOperation): Partial<PostpaidContext> {
+  return {
+    pending: withoutPending(context, op.ref),
+    held: context.held - op.amount,
+    totalCharged: context.totalCharged - op.amount,
+  };
+}
+
 export const postpaidMachine = setup({
   types: {
     context: {} as PostpaidContext,
@@ -105,6 +116,7 @@ export const postpaidMachine = setup({
       event.amount <= (event.refundable ?? 0) &&
       !findPending(context, event.ref),
     isPendingOperation: ({ context, event }) => hasPending(context, eventRef(event)),
+    isPendingPurchase: ({ context, event }) => hasPending(context, eventRef(event), 'purchase'),
     isPendingSettlement: ({ context, event }) => hasPending(context, eventRef(event), 'settle'),
     isPendingWriteOff: ({ context, event }) => hasPending(context, eventRef(event), 'writeOff'),
     /** An expired account closes once its last settlement clears the debt. */
@@ -181,12 +193,17 @@ export const postpaidMachine = setup({
       const pending = withoutPending(context, op.ref);
       switch (op.operation) {
         case 'purchase':
-          return { pending, held: context.held - op.amount, totalCharged: context.totalCharged - op.amount };
+          return withoutPurchase(context, op);
         case 'settle':
           return { pending, settlementFailures: context.settlementFailures + 1 };
         default:
           return { pending };
       }
+    }),
+    /** A purchase found already counted in the record: as if it had never been applied. */
+    withdrawPurchase: assign(({ context, event }) => {
+      const op = event.type === 'PURCHASE_WITHDRAWN' ? findPending(context, event.ref) : undefined;
+      return op?.operation === 'purchase' ? withoutPurchase(context, op) : {};
     }),
     markExpired: assign({ expired: true }),
     recordCloseReason: assign(({ event }) => {
@@ -228,6 +245,7 @@ export const postpaidMachine = setup({
     active: {
       on: {
         PURCHASE: { guard: 'withinCreditLimit', actions: 'holdPurchase' },
+        PURCHASE_WITHDRAWN: { guard: 'isPendingPurchase', actions: 'withdrawPurchase' },
         REFUND: { guard: 'refundWithinRefundable', actions: 'trackRefund' },
         SETTLE: { guard: 'settlementWithinDebt', target: 'settling', actions: 'trackSettlement' },
         WRITE_OFF: { guard: 'writeOffCoversDebt', target: 'writingOff', actions: 'trackWriteOffFromActive' },
@@ -244,6 +262,7 @@ export const postpaidMachine = setup({
     settling: {
       on: {
         PURCHASE: { guard: 'withinCreditLimit', actions: 'holdPurchase' },
+        PURCHASE_WITHDRAWN: { guard: 'isPendingPurchase', actions: 'withdrawPurchase' },
         REFUND: { guard: 'refundWithinRefundable', actions: 'trackRefund' },
         TRANSACTION_SUCCEEDED: [
           { guard: 'settlementClosesExpired', target: 'closed', actions: ['applySuccess', 'recordCloseReason'] },
@@ -263,6 +282,7 @@ export const postpaidMachine = setup({
     settlementPending: {
       on: {
         PURCHASE: { guard: 'withinCreditLimit', actions: 'holdPurchase' },
+        PURCHASE_WITHDRAWN: { guard: 'isPendingPurchase', actions: 'withdrawPurchase' },
         REFUND: { guard: 'refundWithinRefundable', actions: 'trackRefund' },
         TRANSACTION_SUCCEEDED: [
           { guard: 'settlementClosesExpired', target: 'closed', actions: ['applySuccess', 'recordCloseReason'] },
@@ -285,6 +305,7 @@ export const postpaidMachine = setup({
         REFUND: { guard: 'refundWithinRefundable', actions: 'trackRefund' },
         TRANSACTION_SUCCEEDED: { guard: 'isPendingOperation', actions: 'applySuccess' },
         TRANSACTION_FAILED: { guard: 'isPendingOperation', actions: 'applyFailure' },
+        PURCHASE_WITHDRAWN: { guard: 'isPendingPurchase', actions: 'withdrawPurchase' },
         CLOSE: { guard: 'nothingOwedOrPending', target: 'closed', actions: 'recordCloseReason' },
         EXPIRE: { actions: 'markExpired' },
       },

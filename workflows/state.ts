@@ -34,6 +34,11 @@ export interface OpenOperation {
   /** Refund, capture, void: the FPS transaction they act on. */
   targetTransactionId?: string;
   record: TransactionRecord;
+  /**
+   * Postpaid purchases beyond the window: the pay call looks the record up first (answerFromRecord)
+   * until one attempt has got past that lookup (answered, or refused by FPS).
+   */
+  askRecord?: true;
 }
 
 /**

@@ -87,7 +87,8 @@ export function allTransitions(kind: MachineKind): string[] {
   return ids;
 }
 
-const OUTCOMES = ['TRANSACTION_SUCCEEDED', 'TRANSACTION_PENDING', 'TRANSACTION_FAILED'] as const;
+/** FPS outcomes, and the postpaid withdrawal of a purchase found already counted (the others ignore it). */
+const OUTCOMES = ['TRANSACTION_SUCCEEDED', 'TRANSACTION_PENDING', 'TRANSACTION_FAILED', 'PURCHASE_WITHDRAWN'] as const;
 const outcomeEvents = (ref: string): InstrumentEvent[] =>
   OUTCOMES.map((type) => (type === 'TRANSACTION_FAILED' ? { type, ref, reason: 'late' } : { type, ref }));
 
@@ -190,7 +191,8 @@ class Replayer {
       tally.open.set(opened.ref, { operation: opened.operation, amount: opened.amount });
       tally.ended.delete(opened.ref);
     }
-    if (event.type === 'TRANSACTION_SUCCEEDED' || event.type === 'TRANSACTION_FAILED') {
+    // A withdrawn purchase (postpaid) ends like a failed one: nothing of it counts.
+    if (event.type === 'TRANSACTION_SUCCEEDED' || event.type === 'TRANSACTION_FAILED' || event.type === 'PURCHASE_WITHDRAWN') {
       const op = tally.open.get(event.ref);
       assert.ok(op, `${where}: an outcome for an operation the path never opened`);
       tally.open.delete(event.ref);

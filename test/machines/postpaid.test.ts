@@ -53,6 +53,21 @@ describe('postpaid machine', () => {
         .send({ type: 'TRANSACTION_FAILED', ref: 'purchase:1' }, 'active')
         .expect({ held: 0, debt: 0, totalCharged: 0 });
     });
+    it('a purchase found already counted in the record is withdrawn: as if never applied, in any state that holds it', () => {
+      indebted()
+        .send({ type: 'PURCHASE', ref: 'purchase:2', amount: 300 })
+        .send({ type: 'PURCHASE_WITHDRAWN', ref: 'purchase:2' }, 'active')
+        .expect({ held: 0, debt: 400, totalCharged: 400, pending: [] })
+        // Ended: a late answer for it, or a second withdrawal, changes nothing.
+        .refuse({ type: 'TRANSACTION_SUCCEEDED', ref: 'purchase:2' })
+        .refuse({ type: 'PURCHASE_WITHDRAWN', ref: 'purchase:2' });
+      settling()
+        .send({ type: 'PURCHASE', ref: 'purchase:2', amount: 100 })
+        .send({ type: 'PURCHASE_WITHDRAWN', ref: 'purchase:2' }, 'settling')
+        .expect({ held: 0, debt: 400, totalCharged: 400 })
+        // Only a purchase is withdrawn: the settlement stays open.
+        .refuse({ type: 'PURCHASE_WITHDRAWN', ref: 'settle:1' });
+    });
     it('active: a purchase up to exactly the credit limit is accepted', () => {
       active().send({ type: 'PURCHASE', ref: 'purchase:1', amount: 1000 }).expect({ held: 1000 });
     });

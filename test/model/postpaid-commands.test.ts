@@ -9,6 +9,8 @@
 // purchases that meet a sandbox fault (answer dropped after the money moved, 500, throttling, and on
 // instruments of the model worker a timeout: the sandbox answers after the 1.5 s attempt gave up),
 // each counted once in the workflow, at FPS and in the record; settlements meet timeouts there too.
+// Those instruments keep a window of 5 processed ids: each new purchase beyond it asks the record
+// in its own pay call (with timeouts: in the re-sends too), refunds of older purchases look it up first.
 // Settlements obey the sandbox's magic cents too: a failed one schedules a retry (no settlement by
 // threshold until then), and more than 3 in a row make the account delinquent (no purchases).
 // A write-off ends the account. At the end the FPS ledger agrees (scripts/lib/reconcile.ts).
@@ -301,6 +303,9 @@ const commands = fc.commands(
   { maxCommands: COMMANDS, size: 'max' },
 );
 
+/** The model worker's instruments remember this many answers; beyond them the record is asked. */
+const SMALL_WINDOW = 5;
+
 describe('model: random command sequences on a postpaid instrument', function () {
   this.timeout(Math.max(300_000, RUNS * COMMANDS * 8_000, TARGET * 1_000));
 
@@ -311,12 +316,18 @@ describe('model: random command sequences on a postpaid instrument', function ()
     const customerId = `model-postpaid-${SEED.toString(36)}`;
     await runModel('postpaid', { runs: RUNS, commands: COMMANDS }, (counts) =>
       // Half the runs on an instrument created through the API, half on one of the model worker
-      // (FPS calls time out after 1.5 s: timeout faults).
+      // (FPS calls time out after 1.5 s: timeout faults) with a window of SMALL_WINDOW processed ids.
       fc.asyncProperty(fc.boolean(), commands, async (shortTimeout, cmds) => {
         const instrumentId = shortTimeout
           ? await startInstrument(
               stack,
-              { customerId, type: 'postpaid', creditLimit: LIMIT, globalAmountLimit: 1_000_000 },
+              {
+                customerId,
+                type: 'postpaid',
+                creditLimit: LIMIT,
+                globalAmountLimit: 1_000_000,
+                settings: { processedIdLimit: SMALL_WINDOW },
+              },
               { taskQueue: await modelWorkerQueue(stack), tag: 'pmw' },
             )
           : (

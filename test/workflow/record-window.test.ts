@@ -19,6 +19,7 @@ import {
   authorize,
   expectRejection,
   FAST,
+  saveHistory,
   sandboxActivities,
   snapshotOf,
   startInstrument,
@@ -223,6 +224,115 @@ describe('operations older than the window of processed ids (Temporal + worker +
       () => handle.executeUpdate(refundUpdate, { args: [{ refundId: 'r-more', purchaseId: 'p1', amount: 1 }] }),
       UpdateRejection.LimitExceeded,
     );
+  });
+
+  // Postpaid: a purchase beyond the window asks the record in its own pay call (RECORD_IN_PAY_PATCH),
+  // and the machine withdraws a purchase the record has already counted.
+  describe('postpaid: the pay call asks the record itself', () => {
+    async function activePostpaid(globalAmountLimit = 100_000) {
+      const started = await startInstrument(worker.taskQueue, {
+        type: 'postpaid',
+        creditLimit: 100_000,
+        globalAmountLimit,
+        settings: WINDOW,
+      });
+      const ret = await authorize(sandbox, started.handle, started.input);
+      await waitForState(started.handle, 'active');
+      const tokens = (ret as { tokens: { creditInstrumentId: string; creditSenderTokenId: string } }).tokens;
+      return { ...started, creditId: tokens.creditInstrumentId, senderTokenId: tokens.creditSenderTokenId };
+    }
+
+    /** The activity types of the local activities in this run's history, in order. */
+    async function localActivities(handle: InstrumentHandle): Promise<string[]> {
+      const history = await handle.fetchHistory();
+      return (history.events ?? []).flatMap((event) => {
+        const marker = event.markerRecordedEventAttributes;
+        const data = marker?.markerName === 'core_local_activity' ? marker.details?.data?.payloads?.[0]?.data : undefined;
+        return data ? [(JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type: string }).activity_type] : [];
+      });
+    }
+    const count = (types: string[], type: string) => types.filter((t) => t === type).length;
+
+    it('a new purchase and a retry of an old one: one pay call each, no lookup of its own; the retry is withdrawn, counted once', async () => {
+      const { handle, input, creditId } = await activePostpaid();
+      const [first] = await buyMany(handle, 11);
+      const p12 = await buy(handle, 'p12', 100);
+      assert.equal(p12.outcome, 'approved');
+      const before = await snapshotOf(handle);
+      assert.deepEqual([before.debt, before.totalCharged, before.purchasesApproved], [1_200, 1_200, 12]);
+
+      const retry = await buy(handle, 'p1', 100);
+      assert.equal(retry.outcome, 'approved');
+      assert.equal(retry.transactionId, first.transactionId, 'the original FPS transaction');
+      const after = await snapshotOf(handle);
+      assert.deepEqual(
+        [after.debt, after.totalCharged, after.purchasesApproved, after.pending.length],
+        [1_200, 1_200, 12, 0],
+        'withdrawn: nothing counted again, nothing held',
+      );
+      assert.deepEqual(after.transactions, before.transactions, 'no second p1 in the recent transactions');
+      assert.equal((await sandbox.admin.credit(creditId)).debt.amount, 1_200, 'FPS agrees');
+      assert.equal((await sandbox.admin.transactions(`${input.instrumentId}:pay:p1`)).length, 1, 'one charge at FPS');
+
+      const types = await localActivities(handle);
+      assert.equal(count(types, 'findRecordedOperation'), 0, 'no lookup of its own');
+      assert.equal(count(types, 'pay'), 13, 'one pay call per purchase, the retry included');
+      await saveHistory(handle, 'postpaid-beyond-window');
+    });
+
+    it('the same old id with another amount is refused, and nothing is held or sent', async () => {
+      const { handle, creditId } = await activePostpaid();
+      await buyMany(handle, 8);
+      const before = await snapshotOf(handle);
+      await expectRejection(() => buy(handle, 'p2', 250), UpdateRejection.DuplicateId, /already used with amount 100/);
+      const after = await snapshotOf(handle);
+      assert.deepEqual([after.debt, after.totalCharged, after.pending.length], [before.debt, before.totalCharged, 0]);
+      assert.equal((await sandbox.admin.credit(creditId)).debt.amount, 800, 'FPS unchanged');
+    });
+
+    it('a retry the machine would refuse as new (global limit reached) is looked up first and answered', async () => {
+      const { handle, creditId } = await activePostpaid(500);
+      const [first] = await buyMany(handle, 5); // total charged 5.00: the global amount limit
+      await expectRejection(() => buy(handle, 'new-one', 100), UpdateRejection.LimitExceeded);
+      const again = await buy(handle, 'p1', 100);
+      assert.equal(again.outcome, 'approved', 'p1 answers its recorded result');
+      assert.equal(again.transactionId, first.transactionId);
+      assert.equal((await snapshotOf(handle)).totalCharged, 500);
+      assert.equal((await sandbox.admin.credit(creditId)).debt.amount, 500);
+      // Both looked up before any call: the new id the limit refuses (it could have been an old one) and p1.
+      assert.equal(count(await localActivities(handle), 'findRecordedOperation'), 2);
+    });
+
+    it('a purchase recorded by an activity whose workflow task was lost is charged once and counted when retried', async () => {
+      const { handle, input, creditId, senderTokenId } = await activePostpaid();
+      await buyMany(handle, 8);
+      const callerReference = callerReferenceFor(input.instrumentId, 'pay', 'lost-1');
+      const charged = await recorded().pay({
+        instrumentId: input.instrumentId,
+        callerReference,
+        senderTokenId,
+        amount: { amount: 100, currency: 'USD' },
+        record: {
+          instrumentId: input.instrumentId,
+          customerId: input.customerId,
+          instrumentType: 'postpaid',
+          operation: 'purchase',
+          operationId: 'lost-1',
+          amount: 100,
+          currency: 'USD',
+          callerReference,
+        },
+      });
+      assert.equal(charged.transactionStatus, 'Success');
+      assert.equal(await countedAt(input.instrumentId, 'purchase', 'lost-1'), null, 'recorded, not counted');
+
+      const retry = await buy(handle, 'lost-1', 100);
+      assert.equal(retry.transactionId, charged.transactionId, 'FPS answered the same transaction');
+      const after = await snapshotOf(handle);
+      assert.deepEqual([after.debt, after.purchasesApproved], [900, 9], 'the workflow counted it, once');
+      assert.equal((await sandbox.admin.credit(creditId)).debt.amount, 900, 'FPS agrees');
+      assert.equal((await sandbox.admin.transactions(callerReference)).length, 1, 'one charge at FPS');
+    });
   });
 
   it('the record learns what the workflow counted: ids leaving the window first, all of them when it completes', async () => {

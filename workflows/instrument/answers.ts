@@ -46,12 +46,20 @@ export class Answers extends InstrumentMachine {
   }
 
   /**
-   * An operation beyond the window that the record holds: answered with its recorded result and
-   * remembered again, nothing sent, nothing counted. The same id with another amount is refused.
+   * An operation beyond the window, looked up in the record by a local activity of its own: if the
+   * record holds it, answered from its row (answerFromRow), nothing sent, nothing counted.
    */
   async recordedResult(ref: string, amount: number | undefined): Promise<OperationResult | undefined> {
     const row = await this.findRecorded(ref);
-    if (!row) return undefined;
+    return row ? this.answerFromRow(ref, row, amount) : undefined;
+  }
+
+  /**
+   * The answer to an operation the record holds (`row`): its recorded result, remembered again, or
+   * undefined when the row was never counted (the operation is run again). The same id with another
+   * amount is refused.
+   */
+  answerFromRow(ref: string, row: RecordedOperation, amount: number | undefined): OperationResult | undefined {
     const { operation, id } = splitRef(ref);
     if (amount !== undefined && amount !== row.amount) {
       throw rejection(UpdateRejection.DuplicateId, `${operation} id ${id} was already used with amount ${row.amount}`);

@@ -3,7 +3,7 @@
 // that poll or re-send until an operation has its final outcome.
 import { condition, log } from '@temporalio/workflow';
 import type { MoneyResult } from '../../activities/fps-activities';
-import type { RecordContext } from '../../activities/record-contract';
+import type { RecordContext, RecordedOperation } from '../../activities/record-contract';
 import { isTerminalStatus, type TransactionStatus } from '../../fps/actions';
 import { formatDecimal } from '../../fps/money';
 import { type PostpaidContext } from '../../machines';
@@ -58,6 +58,7 @@ export class FpsCalls extends Answers {
       parentOperationId: op.purchaseRef ? splitRef(op.purchaseRef).id : undefined,
       description: op.description,
       callerReference: op.callerReference,
+      answerFromRecord: op.askRecord,
     };
   }
 
@@ -142,15 +143,23 @@ export class FpsCalls extends Answers {
     }
     try {
       const r = await run();
+      delete op.askRecord; // the call got past its lookup (and found nothing, or the row it answers with)
+      if (r.recorded) return { kind: 'recorded', row: r.recorded };
       return { kind: 'status', transactionId: r.transactionId, status: r.transactionStatus };
     } catch (err) {
-      return classifyFailure(err);
+      const answer = classifyFailure(err);
+      if (answer.kind === 'refused') delete op.askRecord; // FPS refused it: the lookup had found nothing
+      return answer;
     }
   }
 
   /** Folds one answer into the operation; no-op once the operation has its final outcome. */
   applyAnswer(op: OpenOperation, answer: FpsAnswer): void {
     if (this.open.get(op.ref) !== op) return;
+    if (answer.kind === 'recorded') {
+      this.withdraw(op, answer.row);
+      return;
+    }
     if (answer.kind === 'refused') {
       if (answer.code === 'DuplicateRequest') {
         log.error('FPS answered DuplicateRequest: CallerReference reused with different parameters', {
@@ -287,6 +296,29 @@ export class FpsCalls extends Answers {
       statusCode: n.statusCode,
       statusMessage: n.statusMessage,
     });
+  }
+
+  /**
+   * A purchase whose pay call found it already counted in the record (a retry of a purchase older
+   * than the window): taken back from the machine and from the open operations, as if never applied.
+   * If its Update was already answered (pending: the first call's outcome was unknown and a re-send
+   * found the row), its answer becomes the record's.
+   */
+  withdraw(op: OpenOperation, row: RecordedOperation): void {
+    this.apply({ type: 'PURCHASE_WITHDRAWN', ref: op.ref });
+    this.open.delete(op.ref);
+    const shown = this.transactions.indexOf(op.record);
+    if (shown >= 0) this.transactions.splice(shown, 1);
+    if (this.lastTransaction === op.record) this.lastTransaction = this.transactions.at(-1);
+    this.refresh();
+    if (this.processed.has(op.ref)) {
+      log.warn('pending purchase found already counted in the record: answered from it', {
+        instrumentId: this.id,
+        ref: op.ref,
+        transactionId: row.transactionId,
+      });
+      this.remember(this.entryFromRecord(op.ref, row), true);
+    }
   }
 
   /** Polls (Pending) or re-sends with the same CallerReference (unknown) until the operation has a final outcome. */

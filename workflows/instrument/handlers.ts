@@ -48,8 +48,11 @@ export function listen(instrument: Instrument): void {
   setHandler(
     purchaseUpdate,
     (req) =>
-      instrument.operation(operationRef('purchase', req.purchaseId), req.amount, () =>
-        instrument.purchase(req),
+      instrument.operation(
+        operationRef('purchase', req.purchaseId),
+        req.amount,
+        (askRecord) => instrument.purchase(req, askRecord),
+        () => instrument.purchaseAsksRecordItself(req),
       ) as Promise<PurchaseResult>,
     {
       validator: (req) => {

@@ -1,6 +1,6 @@
 // Money operations and their admission: each runs once per ref under the lock (a duplicate gets the
 // first answer), checks the machine allows it, applies it, makes its FPS call, and records the answer.
-import { log } from '@temporalio/workflow';
+import { log, patched } from '@temporalio/workflow';
 import { callerReferenceFor } from '../../fps/caller-reference';
 import {
   balanceRulesOf,
@@ -30,12 +30,22 @@ import { type InstrumentTokens, type ProcessedEntry } from '../state';
 import { rejection } from './validation';
 import { INITIAL_FUNDING_ID, splitRef } from './refs';
 import { refusalFor } from './refusals';
+import { RECORD_IN_PAY_PATCH } from './patches';
 import { FpsCalls } from './fps-calls';
 
 /** The money operations, their admission, and close. */
 export class Operations extends FpsCalls {
-  /** Runs a money operation under the lock, once per ref: duplicates get the first answer. */
-  operation(ref: string, amount: number | undefined, body: () => Promise<OperationResult>): Promise<OperationResult> {
+  /**
+   * Runs a money operation under the lock, once per ref: duplicates get the first answer. Beyond the
+   * window, the record is asked first; `asksRecordItself` says when the body's own FPS call asks it
+   * instead (then the body is run with `askRecord` true).
+   */
+  operation(
+    ref: string,
+    amount: number | undefined,
+    body: (askRecord: boolean) => Promise<OperationResult>,
+    asksRecordItself?: () => boolean,
+  ): Promise<OperationResult> {
     const done = this.processed.get(ref);
     if (done) return Promise.resolve(this.resultOf(done));
     const running = this.inFlight.get(ref);
@@ -49,11 +59,13 @@ export class Operations extends FpsCalls {
         const answered = this.processed.get(ref);
         if (answered) return this.resultOf(answered);
         // This operation is in flight itself now: only the window and open operations count.
+        let askRecord = false;
         if (this.forgottenMayHold(ref)) {
-          const recorded = await this.recordedResult(ref, amount);
+          askRecord = asksRecordItself?.() ?? false;
+          const recorded = askRecord ? undefined : await this.recordedResult(ref, amount);
           if (recorded) return recorded;
         }
-        return await body();
+        return await body(askRecord);
       } finally {
         this.rerunning.delete(ref);
         // Set below before this runs: the lock starts its callback a microtask later at the earliest.
@@ -171,7 +183,22 @@ export class Operations extends FpsCalls {
     return undefined;
   }
 
-  async purchase(req: PurchaseRequest): Promise<OperationResult> {
+  /**
+   * Whether a purchase beyond the window asks the record in its own pay call (one local activity
+   * instead of two): postpaid, whose machine can withdraw it if the record has counted it before,
+   * and only when the machine accepts it now (a retry the machine would refuse as new is looked up
+   * first, so it still gets its recorded answer).
+   */
+  purchaseAsksRecordItself(req: PurchaseRequest): boolean {
+    return (
+      this.kind === 'postpaid' &&
+      this.snapshot.can({ type: 'PURCHASE', ref: operationRef('purchase', req.purchaseId), amount: req.amount }) &&
+      patched(RECORD_IN_PAY_PATCH)
+    );
+  }
+
+  /** A purchase: checked, applied, its one FPS call; `askRecord`: that call looks the record up first. */
+  async purchase(req: PurchaseRequest, askRecord = false): Promise<OperationResult> {
     const ref = operationRef('purchase', req.purchaseId);
     this.requireAllowed({ type: 'PURCHASE', ref, amount: req.amount }, 'purchase');
     const action = this.kind === 'single-use' && this.input.singleUseMode === 'reserve' ? 'Reserve' : 'Pay';
@@ -185,8 +212,14 @@ export class Operations extends FpsCalls {
       callerReference: callerReferenceFor(this.id, action === 'Reserve' ? 'reserve' : 'pay', req.purchaseId),
       action,
       description: req.description,
+      ...(askRecord ? { askRecord: true as const } : {}),
     });
-    this.applyAnswer(op, await this.call(op, true));
+    const answer = await this.call(op, true);
+    this.applyAnswer(op, answer);
+    if (answer.kind === 'recorded') {
+      // Withdrawn by applyAnswer: answered from the row, or (never counted after all) run again.
+      return this.answerFromRow(ref, answer.row, req.amount) ?? this.purchase(req);
+    }
     return this.finish(op);
   }
 

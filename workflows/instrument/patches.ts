@@ -13,3 +13,8 @@ export const COUNTED_ACK_PATCH = 'record-counted-acknowledgement';
  * history from before it replays its transitions without scheduling the emitting activity.
  */
 export const EVENTS_PATCH = 'merchant-lifecycle-events';
+/**
+ * Marks the workflow code where a postpaid purchase beyond the window asks the record in its own pay
+ * call (answerFromRecord) instead of a findRecordedOperation local activity before it.
+ */
+export const RECORD_IN_PAY_PATCH = 'record-lookup-in-pay-call';

@@ -2,6 +2,7 @@
 // a failed activity call says (a refusal by FPS, or no answer at all).
 import { ActivityFailure, ApplicationFailure, log } from '@temporalio/workflow';
 import { fpsFailureDetails } from '../../activities/failures';
+import type { RecordedOperation } from '../../activities/record-contract';
 import { type TransactionStatus } from '../../fps/actions';
 import { type OpenOperation } from '../state';
 
@@ -9,7 +10,9 @@ import { type OpenOperation } from '../state';
 export type FpsAnswer =
   | { kind: 'status'; transactionId: string; status: TransactionStatus; statusCode?: string; statusMessage?: string }
   | { kind: 'refused'; code: string; message: string }
-  | { kind: 'unknown'; message: string };
+  | { kind: 'unknown'; message: string }
+  /** The pay call found the purchase already counted in the record (asked to look first): nothing was sent. */
+  | { kind: 'recorded'; row: RecordedOperation };
 
 /** What a transaction status means for a given operation. */
 export type Verdict = 'succeeded' | 'failed' | 'pending' | 'ignore';
