@@ -62,7 +62,7 @@ export function snapshot(real: Real): Promise<Answer> {
 export async function untilSnapshot(
   real: Real,
   after: string,
-  matches: (body: any) => boolean, // eslint-disable-line @typescript-eslint/no-explicit-any -- the snapshot's JSON
+  matches: (body: any) => boolean, // the snapshot's JSON
   describe: (last: Answer | undefined) => string,
 ): Promise<void> {
   let last: Answer | undefined;
