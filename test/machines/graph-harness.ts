@@ -192,7 +192,11 @@ class Replayer {
       tally.ended.delete(opened.ref);
     }
     // A withdrawn purchase (postpaid) ends like a failed one: nothing of it counts.
-    if (event.type === 'TRANSACTION_SUCCEEDED' || event.type === 'TRANSACTION_FAILED' || event.type === 'PURCHASE_WITHDRAWN') {
+    if (
+      event.type === 'TRANSACTION_SUCCEEDED' ||
+      event.type === 'TRANSACTION_FAILED' ||
+      event.type === 'PURCHASE_WITHDRAWN'
+    ) {
       const op = tally.open.get(event.ref);
       assert.ok(op, `${where}: an outcome for an operation the path never opened`);
       tally.open.delete(event.ref);

@@ -247,8 +247,11 @@ describe('operations older than the window of processed ids (Temporal + worker +
       const history = await handle.fetchHistory();
       return (history.events ?? []).flatMap((event) => {
         const marker = event.markerRecordedEventAttributes;
-        const data = marker?.markerName === 'core_local_activity' ? marker.details?.data?.payloads?.[0]?.data : undefined;
-        return data ? [(JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type: string }).activity_type] : [];
+        const data =
+          marker?.markerName === 'core_local_activity' ? marker.details?.data?.payloads?.[0]?.data : undefined;
+        return data
+          ? [(JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type: string }).activity_type]
+          : [];
       });
     }
     const count = (types: string[], type: string) => types.filter((t) => t === type).length;
