@@ -32,7 +32,9 @@ export async function run(): Promise<BenchResult> {
   const count = setting('BENCH_OPEN_INSTRUMENTS', 100_000, 20, { min: 1, max: 100_000 });
   const concurrency = setting('BENCH_CREATE_CONCURRENCY', 32, 4, { min: 1, max: 256 });
   const maxSeconds = setting('BENCH_OPEN_MAX_SECONDS', 5_400, 60, { min: 10 });
-  const idleSeconds = setting('BENCH_OPEN_IDLE_SECONDS', 15, 1);
+  // Idle before the probes: long enough that the server has activated every queued instrument (at 15 s the
+  // 2026-12-04 sitting's p95 was the last activations, 393 ms; at 120 s, 66 ms).
+  const idleSeconds = setting('BENCH_OPEN_IDLE_SECONDS', 120, 1);
   const probes = setting('BENCH_OPEN_PROBES', 200, 5);
   // At most this many started instruments not yet active: the dev server takes starts and signals
   // faster (~78/s here) than it hands new workflows their first task (~25/s), and a backlog of

@@ -13,9 +13,10 @@
 //   b       the purchase Update with the Temporal client, a young instrument (window not full);
 //   c       POST /instruments/:id/purchases through the API, a young instrument;
 //   c-old   the same on an "old" instrument: its window of processed ids (processedIdLimit, shrunk to
-//           BENCH_RECORD_WINDOW so the benchmark can fill it) is full, so every new purchase first
-//           asks the record whether its id is a forgotten one (a local activity), and every
-//           window/10 purchases a batch of counted rows is acknowledged (a scheduled activity);
+//           BENCH_RECORD_WINDOW so the benchmark can fill it) is full, so every new purchase asks
+//           the record whether its id is a forgotten one (a postpaid purchase in its own pay call,
+//           before 2026-12-06 in a local activity of its own), and every window/10 purchases a batch
+//           of counted rows is acknowledged (a scheduled activity);
 //   retry   a retry (same key and body) of an old purchase beyond the window, answered from the
 //           record (sqlite and postgres only: without a record it would be charged again).
 // Then, in this process on each engine's database, the store calls those activities make:
@@ -66,7 +67,7 @@ type ProcessName = (typeof PROCESSES)[number];
 const LABELS: Record<PathName, string> = {
   b: '(b) purchase Update, young instrument',
   c: '(c) API purchase, young instrument',
-  'c-old': '(c) API purchase, window full (lookup + acks)',
+  'c-old': '(c) API purchase, window full (record asked + acks)',
   retry: 'retry of an old purchase (answered from the record)',
 };
 
