@@ -66,6 +66,33 @@ describe('operations older than the window of processed ids (Temporal + worker +
   /** The recorded money activities, called as the workflow's local activity would call them. */
   const recorded = () => withRecord(sandboxActivities(sandbox.url), worker.ledger);
 
+  /** A 1.00 purchase paid and recorded by the activity, as the workflow's call would, that the workflow never hears of. */
+  async function payAsLostTask(
+    input: { instrumentId: string; customerId: string },
+    senderTokenId: string,
+    instrumentType: 'prepaid' | 'postpaid',
+    operationId: string,
+  ) {
+    const callerReference = callerReferenceFor(input.instrumentId, 'pay', operationId);
+    const charged = await recorded().pay({
+      instrumentId: input.instrumentId,
+      callerReference,
+      senderTokenId,
+      amount: { amount: 100, currency: 'USD' },
+      record: {
+        instrumentId: input.instrumentId,
+        customerId: input.customerId,
+        instrumentType,
+        operation: 'purchase',
+        operationId,
+        amount: 100,
+        currency: 'USD',
+        callerReference,
+      },
+    });
+    return { callerReference, charged };
+  }
+
   /** A row's counted_at for one of the instrument's operations. */
   const countedAt = async (instrumentId: string, operation: string, id: string) =>
     (await worker.ledger.operation(instrumentId, operation, id))?.counted_at ?? null;
@@ -146,23 +173,7 @@ describe('operations older than the window of processed ids (Temporal + worker +
   it('a purchase recorded by an activity whose workflow task was lost is counted when retried beyond the window', async () => {
     const { handle, input, prepaidId, senderTokenId } = await activePrepaid(5_000);
     await buyMany(handle, 8); // forgotten > 0: any new id is looked up in the record first
-    const callerReference = callerReferenceFor(input.instrumentId, 'pay', 'lost-1');
-    const charged = await recorded().pay({
-      instrumentId: input.instrumentId,
-      callerReference,
-      senderTokenId,
-      amount: { amount: 100, currency: 'USD' },
-      record: {
-        instrumentId: input.instrumentId,
-        customerId: input.customerId,
-        instrumentType: 'prepaid',
-        operation: 'purchase',
-        operationId: 'lost-1',
-        amount: 100,
-        currency: 'USD',
-        callerReference,
-      },
-    });
+    const { callerReference, charged } = await payAsLostTask(input, senderTokenId, 'prepaid', 'lost-1');
     assert.equal(charged.transactionStatus, 'Success');
     assert.equal(await countedAt(input.instrumentId, 'purchase', 'lost-1'), null, 'recorded, not counted');
     const before = (await snapshotOf(handle)).balance!;
@@ -309,23 +320,7 @@ describe('operations older than the window of processed ids (Temporal + worker +
     it('a purchase recorded by an activity whose workflow task was lost is charged once and counted when retried', async () => {
       const { handle, input, creditId, senderTokenId } = await activePostpaid();
       await buyMany(handle, 8);
-      const callerReference = callerReferenceFor(input.instrumentId, 'pay', 'lost-1');
-      const charged = await recorded().pay({
-        instrumentId: input.instrumentId,
-        callerReference,
-        senderTokenId,
-        amount: { amount: 100, currency: 'USD' },
-        record: {
-          instrumentId: input.instrumentId,
-          customerId: input.customerId,
-          instrumentType: 'postpaid',
-          operation: 'purchase',
-          operationId: 'lost-1',
-          amount: 100,
-          currency: 'USD',
-          callerReference,
-        },
-      });
+      const { callerReference, charged } = await payAsLostTask(input, senderTokenId, 'postpaid', 'lost-1');
       assert.equal(charged.transactionStatus, 'Success');
       assert.equal(await countedAt(input.instrumentId, 'purchase', 'lost-1'), null, 'recorded, not counted');
 
